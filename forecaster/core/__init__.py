@@ -1,0 +1,32 @@
+"""The numerical core: pure Numba kernels over flat float64 arrays, no I/O.
+
+Start with :class:`GRUSpec` (sizes and parameter layout), :func:`gru_step` (the
+per-event hot path) and :class:`Trainer` (BPTT with an optimiser).
+"""
+
+from __future__ import annotations
+
+from forecaster.core.backprop import forward_windows, loss_and_grad
+from forecaster.core.gru import gru_readout, gru_step, step_workspace
+from forecaster.core.losses import Loss
+from forecaster.core.optim import SGD, Adam, Optimizer, RMSprop, clip_grad_norm
+from forecaster.core.params import F64Array, GRUSpec
+from forecaster.core.train import Trainer, Workspace
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "F64Array",
+    "GRUSpec",
+    "Loss",
+    "Optimizer",
+    "RMSprop",
+    "Trainer",
+    "Workspace",
+    "clip_grad_norm",
+    "forward_windows",
+    "gru_readout",
+    "gru_step",
+    "loss_and_grad",
+    "step_workspace",
+]

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+import numba
+import pytest
+
+JIT_DISABLED = bool(numba.config.DISABLE_JIT)
+
+needs_jit = pytest.mark.skipif(
+    JIT_DISABLED, reason="checks compiled machine code, which NUMBA_DISABLE_JIT=1 turns off"
+)
