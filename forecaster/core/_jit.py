@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numba
 from numba.core import types
@@ -23,17 +23,17 @@ from numba.extending import intrinsic
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-JIT_DISABLED: bool = bool(numba.config.DISABLE_JIT)
+JIT_DISABLED: bool = bool(getattr(numba.config, "DISABLE_JIT", 0))
 
 
 def jit(func: F) -> F:
     """Compile a kernel: cached on disk, releases the GIL, strict IEEE maths."""
-    return numba.njit(cache=True, nogil=True)(func)  # type: ignore[no-any-return]
+    return cast(F, numba.njit(cache=True, nogil=True)(func))
 
 
 def inline(func: F) -> F:
     """Compile a helper that is inlined into every kernel calling it."""
-    return numba.njit(cache=True, nogil=True, inline="always")(func)  # type: ignore[no-any-return]
+    return cast(F, numba.njit(cache=True, nogil=True, inline="always")(func))
 
 
 @intrinsic
@@ -53,4 +53,4 @@ def _bits_to_float_py(bits: int) -> float:
 if JIT_DISABLED:
     bits_to_float: Callable[[int], float] = _bits_to_float_py
 else:
-    bits_to_float = _bitcast_i64_f64
+    bits_to_float = cast(Callable[[int], float], _bitcast_i64_f64)

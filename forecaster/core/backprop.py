@@ -50,8 +50,20 @@ def forward_windows(
                 xin = x[b, t] if layer == 0 else hs[layer - 1, t + 1, b]
                 q = aux[layer, t, b]
                 cell_forward(
-                    wi, wh, bi, bh, xin, hs[layer, t, b], hs[layer, t + 1, b],
-                    gi, gh, q, rr[layer, t, b], zz[layer, t, b], nn[layer, t, b], reset_after,
+                    wi,
+                    wh,
+                    bi,
+                    bh,
+                    xin,
+                    hs[layer, t, b],
+                    hs[layer, t + 1, b],
+                    gi,
+                    gh,
+                    q,
+                    rr[layer, t, b],
+                    zz[layer, t, b],
+                    nn[layer, t, b],
+                    reset_after,
                 )
                 if reset_after:
                     for j in range(hsz):

@@ -186,7 +186,13 @@ class SGD:
     def update(self, params: F64Array, grad: F64Array, state: F64Array) -> None:
         """Apply one step to ``params`` in place."""
         sgd_update(
-            params, grad, state, self.lr, self.momentum, self.dampening, self.nesterov,
+            params,
+            grad,
+            state,
+            self.lr,
+            self.momentum,
+            self.dampening,
+            self.nesterov,
             self.weight_decay,
         )
 
@@ -216,7 +222,14 @@ class RMSprop:
     def update(self, params: F64Array, grad: F64Array, state: F64Array) -> None:
         """Apply one step to ``params`` in place."""
         rmsprop_update(
-            params, grad, state, self.lr, self.alpha, self.eps, self.momentum, self.centered,
+            params,
+            grad,
+            state,
+            self.lr,
+            self.alpha,
+            self.eps,
+            self.momentum,
+            self.centered,
             self.weight_decay,
         )
 

@@ -44,7 +44,7 @@ class GRUSpec:
     --------
     >>> spec = GRUSpec(input_size=4, hidden_size=32, num_layers=2, horizon=12)
     >>> spec.n_params
-    16524
+    10380
     >>> spec.views(spec.init_params(seed=0))["weight_hh_l1"].shape
     (96, 32)
     """
@@ -73,9 +73,10 @@ class GRUSpec:
     @property
     def n_params(self) -> int:
         """Length of the flat parameter vector."""
-        return head_offset(self.input_size, self.hidden_size, self.num_layers) + (
-            self.hidden_size + 1
-        ) * self.horizon
+        return (
+            head_offset(self.input_size, self.hidden_size, self.num_layers)
+            + (self.hidden_size + 1) * self.horizon
+        )
 
     def views(self, flat: F64Array) -> dict[str, F64Array]:
         """Named, writable views into ``flat`` with PyTorch names and orientation."""

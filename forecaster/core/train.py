@@ -75,7 +75,7 @@ class Trainer:
     >>> for _ in range(99):
     ...     last = trainer.step(params, state, x, y)
     >>> print(f"{first:.3f} -> {last:.4f}")
-    0.567 -> 0.0097
+    0.647 -> 0.0002
     """
 
     def __init__(
@@ -144,12 +144,42 @@ class Trainer:
         ws = self.workspace(nb, nt)
         d, h, layers = s.input_size, s.hidden_size, s.num_layers
         forward_windows(
-            params, x, h0, ws.hs, ws.rr, ws.zz, ws.nn, ws.aux, ws.yhat, ws.work, d, h, layers,
+            params,
+            x,
+            h0,
+            ws.hs,
+            ws.rr,
+            ws.zz,
+            ws.nn,
+            ws.aux,
+            ws.yhat,
+            ws.work,
+            d,
+            h,
+            layers,
             s.reset_after,
         )
         loss = loss_and_grad(
-            params, x, y, w, ws.grad, ws.hs, ws.rr, ws.zz, ws.nn, ws.aux, ws.yhat, ws.dext,
-            ws.dbelow, ws.dcarry, ws.work, d, h, layers, s.reset_after, int(self.loss),
+            params,
+            x,
+            y,
+            w,
+            ws.grad,
+            ws.hs,
+            ws.rr,
+            ws.zz,
+            ws.nn,
+            ws.aux,
+            ws.yhat,
+            ws.dext,
+            ws.dbelow,
+            ws.dcarry,
+            ws.work,
+            d,
+            h,
+            layers,
+            s.reset_after,
+            int(self.loss),
             self.huber_delta,
         )
         return loss, ws.grad

@@ -1,0 +1,1 @@
+"""The application: sources, sinks, the run loop, checkpoints, telemetry and the CLI."""
