@@ -6,6 +6,13 @@ here only: ``cache=True`` so a second process loads machine code instead of
 recompiling, ``nogil=True`` so a background retrain never blocks the event loop.
 There is no ``fastmath``: the kernels keep IEEE semantics for NaN and inf.
 
+Numba checks a cached kernel against its own source file only, so a change to an
+inlined helper in another file (or to the flags here) would silently load stale
+machine code. Every kernel is therefore cached under a folder named after a
+fingerprint of all of ``forecaster/core``'s sources: any edit or upgrade compiles
+afresh. The folder sits in ``NUMBA_CACHE_DIR`` when that is set (containers set it to
+a writable path), else in this package's ``__pycache__``.
+
 Under ``NUMBA_DISABLE_JIT=1`` the decorators return the Python functions, so the
 maths can be stepped through in a debugger; :func:`bits_to_float` then falls back
 to :mod:`struct`.
@@ -13,8 +20,10 @@ to :mod:`struct`.
 
 from __future__ import annotations
 
+import hashlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import numba
@@ -26,14 +35,45 @@ F = TypeVar("F", bound=Callable[..., Any])
 JIT_DISABLED: bool = bool(getattr(numba.config, "DISABLE_JIT", 0))
 
 
+# error_model="numpy": IEEE division (inf/NaN) instead of a zero check per division,
+# which would also stop the gate loops from vectorising.
+_FLAGS: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+def source_fingerprint(paths: Iterable[Path]) -> str:
+    """Short digest of the files' names and contents, in name order."""
+    digest = hashlib.sha256()
+    for path in sorted(paths, key=lambda p: p.name):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+_CORE = Path(__file__).resolve().parent
+KERNEL_CACHE_DIR = (
+    Path(getattr(numba.config, "CACHE_DIR", "") or _CORE / "__pycache__")
+    / f"kernels-{source_fingerprint(_CORE.glob('*.py'))}"
+)
+
+
+def _compile(func: F, **extra: Any) -> F:
+    # Numba picks a function's cache folder when caching is enabled, at decoration.
+    saved = getattr(numba.config, "CACHE_DIR", "")
+    numba.config.CACHE_DIR = str(KERNEL_CACHE_DIR)  # type: ignore[attr-defined]
+    try:
+        return cast(F, numba.njit(**_FLAGS, **extra)(func))
+    finally:
+        numba.config.CACHE_DIR = saved  # type: ignore[attr-defined]
+
+
 def jit(func: F) -> F:
     """Compile a kernel: cached on disk, releases the GIL, strict IEEE maths."""
-    return cast(F, numba.njit(cache=True, nogil=True)(func))
+    return _compile(func)
 
 
 def inline(func: F) -> F:
     """Compile a helper that is inlined into every kernel calling it."""
-    return cast(F, numba.njit(cache=True, nogil=True, inline="always")(func))
+    return _compile(func, inline="always")
 
 
 @intrinsic

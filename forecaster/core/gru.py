@@ -14,7 +14,7 @@ import numpy as np
 
 from forecaster.core._jit import inline, jit
 from forecaster.core.activations import sigmoid, tanh
-from forecaster.core.params import F64Array, GRUSpec, head_offset, layer_offset
+from forecaster.core.params import F64Array, GRUSpec, I64Array, head_offset, layer_offset
 
 
 @inline
@@ -96,7 +96,7 @@ def gru_step(
     params: F64Array,
     x: F64Array,
     state: F64Array,
-    rows: F64Array,
+    rows: I64Array,
     work: F64Array,
     input_size: int,
     hidden_size: int,
@@ -149,7 +149,7 @@ def gru_step(
 def gru_readout(
     params: F64Array,
     state: F64Array,
-    rows: F64Array,
+    rows: I64Array,
     out: F64Array,
     input_size: int,
     hidden_size: int,

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from forecaster.core._jit import inline
 
 F64Array = NDArray[np.float64]
+I64Array = NDArray[np.int64]
 
 
 @dataclass(frozen=True)

@@ -41,3 +41,16 @@ def test_second_process_starts_without_compiling(tmp_path: Path) -> None:
     first, second = run(), run()
     assert all(misses >= 1 for _, misses in first.values()), first
     assert all(hits >= 1 and misses == 0 for hits, misses in second.values()), second
+
+
+def test_cache_folder_follows_every_kernel_source(tmp_path: Path) -> None:
+    from forecaster.core._jit import KERNEL_CACHE_DIR, source_fingerprint
+
+    a, b = tmp_path / "gru.py", tmp_path / "activations.py"
+    a.write_text("x = 1\n")
+    b.write_text("y = 2\n")
+    before = source_fingerprint([a, b])
+    b.write_text("y = 3\n")  # an edit to an inlined helper's file alone
+    assert source_fingerprint([a, b]) != before
+    assert source_fingerprint([b, a]) == source_fingerprint([a, b])
+    assert KERNEL_CACHE_DIR.name.startswith("kernels-")
