@@ -40,7 +40,7 @@ def bench_core(as_json: bool, quick: bool) -> None:
             r["name"], r["unit"], f"{r['ours_us']:.3f}", f"{r['torch_us']:.3f}",
             f"{r['speedup']:.1f}x", f"{r['bound_us']:.3f}", f"{r['fraction_of_bound']:.0%}",
         )  # fmt: skip
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     console.print(table)
     console.print(
         f"numba {m['numba']}, torch {m['torch']} ({m['torch_threads']} thread), "

@@ -6,7 +6,7 @@ per-event hot path) and :class:`Trainer` (BPTT with an optimiser).
 
 from __future__ import annotations
 
-from forecaster.core.backprop import forward_windows, loss_and_grad
+from forecaster.core.backprop import forward_windows, output_grad, recurrent_backward
 from forecaster.core.gru import gru_readout, gru_step, step_workspace
 from forecaster.core.losses import Loss
 from forecaster.core.optim import SGD, Adam, Optimizer, RMSprop, clip_grad_norm
@@ -27,6 +27,7 @@ __all__ = [
     "forward_windows",
     "gru_readout",
     "gru_step",
-    "loss_and_grad",
+    "output_grad",
+    "recurrent_backward",
     "step_workspace",
 ]

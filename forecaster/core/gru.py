@@ -14,6 +14,7 @@ import numpy as np
 
 from forecaster.core._jit import inline, jit
 from forecaster.core.activations import sigmoid, tanh
+from forecaster.core.linalg import matvec_acc
 from forecaster.core.params import F64Array, GRUSpec, I64Array, head_offset, layer_offset
 
 
@@ -60,28 +61,20 @@ def cell_forward(
     g = 3 * hsz
     for j in range(g):
         gi[j] = bi[j]
-    for k in range(x.shape[0]):
-        xk = x[k]
-        for j in range(g):
-            gi[j] += xk * wi[k, j]
+    matvec_acc(gi, wi, x, 0, g)
     ncols = g if reset_after else 2 * hsz
     for j in range(ncols):
         gh[j] = bh[j]
-    for k in range(hsz):
-        hk = hp[k]
-        for j in range(ncols):
-            gh[j] += hk * wh[k, j]
+    matvec_acc(gh, wh, hp, 0, ncols)
     for j in range(hsz):
         r[j] = sigmoid(gi[j] + gh[j])
         z[j] = sigmoid(gi[hsz + j] + gh[hsz + j])
     if not reset_after:
         for j in range(hsz):
             q[j] = r[j] * hp[j]
-            gh[2 * hsz + j] = bh[2 * hsz + j]
-        for k in range(hsz):
-            qk = q[k]
-            for j in range(2 * hsz, g):
-                gh[j] += qk * wh[k, j]
+        for j in range(2 * hsz, g):
+            gh[j] = bh[j]
+        matvec_acc(gh, wh, q, 2 * hsz, g)
         for j in range(hsz):
             n[j] = tanh(gi[2 * hsz + j] + gh[2 * hsz + j])
     else:
@@ -136,12 +129,15 @@ def gru_step(
     r = work[3, :hsz]
     z = work[4, :hsz]
     n = work[5, :hsz]
-    for b in range(rows.shape[0]):
-        row = state[rows[b]]
-        for layer in range(num_layers):
-            wi, wh, bi, bh = layer_views(params, input_size, hsz, layer)
-            h = row[layer * hsz : (layer + 1) * hsz]
-            xin = x[b] if layer == 0 else row[(layer - 1) * hsz : layer * hsz]
+    # Layer by layer over the batch: each row is independent, and the weight views
+    # are built once per layer rather than once per row.
+    for layer in range(num_layers):
+        wi, wh, bi, bh = layer_views(params, input_size, hsz, layer)
+        lo = layer * hsz
+        for b in range(rows.shape[0]):
+            row = state[rows[b]]
+            xin = x[b] if layer == 0 else row[lo - hsz : lo]
+            h = row[lo : lo + hsz]
             cell_forward(wi, wh, bi, bh, xin, h, h, gi, gh, q, r, z, n, reset_after)
 
 
@@ -165,13 +161,8 @@ def gru_readout(
     bo = params[o + hidden_size * horizon : o + (hidden_size + 1) * horizon]
     top = (num_layers - 1) * hidden_size
     for b in range(rows.shape[0]):
-        row = state[rows[b]]
-        for k in range(horizon):
-            out[b, k] = bo[k]
-        for j in range(hidden_size):
-            hj = row[top + j]
-            for k in range(horizon):
-                out[b, k] += hj * wo[j, k]
+        out[b] = bo
+        matvec_acc(out[b], wo, state[rows[b], top : top + hidden_size], 0, horizon)
 
 
 def step_workspace(spec: GRUSpec) -> F64Array:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forecaster.core.backprop import forward_windows, loss_and_grad
+from forecaster.core.backprop import forward_windows, output_grad, recurrent_backward
 from forecaster.core.losses import Loss
 from forecaster.core.optim import Adam, Optimizer, clip_grad_norm
 from forecaster.core.params import F64Array, GRUSpec
@@ -29,10 +29,13 @@ class Workspace:
     nn: F64Array = field(init=False)
     aux: F64Array = field(init=False)
     yhat: F64Array = field(init=False)
-    dext: F64Array = field(init=False)
-    dbelow: F64Array = field(init=False)
-    dcarry: F64Array = field(init=False)
     work: F64Array = field(init=False)
+    dy: F64Array = field(init=False)
+    dgi: F64Array = field(init=False)
+    dgh: F64Array = field(init=False)
+    dext: F64Array = field(init=False)
+    dcarry: F64Array = field(init=False)
+    dq: F64Array = field(init=False)
     grad: F64Array = field(init=False)
 
     def __post_init__(self) -> None:
@@ -41,10 +44,54 @@ class Workspace:
         self.hs = np.zeros((layers, t + 1, b, h))
         self.rr, self.zz, self.nn, self.aux = (np.zeros((layers, t, b, h)) for _ in range(4))
         self.yhat = np.zeros((b, t, s.horizon))
-        self.dext, self.dbelow = np.zeros((t, b, h)), np.zeros((t, b, h))
+        self.work = np.zeros((2, 3 * h))
+        self.dy = np.zeros((t, b, s.horizon))
+        self.dgi, self.dgh = np.zeros((t, b, 3 * h)), np.zeros((t, b, 3 * h))
+        self.dext = np.zeros((t, b, h))
         self.dcarry = np.zeros((b, h))
-        self.work = np.zeros((3, max(3 * h, s.horizon)))
+        self.dq = np.zeros(h)
         self.grad = np.zeros(s.n_params)
+
+    @property
+    def cache(self) -> tuple[F64Array, ...]:
+        """What the forward pass keeps for backprop, in kernel argument order."""
+        return self.hs, self.rr, self.zz, self.nn, self.aux
+
+
+def backward(spec: GRUSpec, params: F64Array, x: F64Array, ws: Workspace) -> None:
+    """Gradient of the loss into ``ws.grad``, from the forward cache and ``ws.dy``.
+
+    The recurrence runs in :func:`recurrent_backward`; the rest are matrix products
+    over all ``T * B`` positions, which NumPy hands to BLAS.
+    """
+    nb, nt, h = ws.batch, ws.steps, spec.hidden_size
+    n = nt * nb
+    pv, gv = spec.views(params), spec.views(ws.grad)
+    dy = ws.dy.reshape(n, spec.horizon)
+    gv["head.weight"][...] = dy.T @ ws.hs[-1, 1:].reshape(n, h)
+    gv["head.bias"][...] = dy.sum(axis=0)
+    dext = ws.dext.reshape(n, h)
+    np.matmul(dy, pv["head.weight"], out=dext)
+    dgi, dgh = ws.dgi.reshape(n, 3 * h), ws.dgh.reshape(n, 3 * h)
+    for layer in range(spec.num_layers - 1, -1, -1):
+        w_hh = pv[f"weight_hh_l{layer}"]
+        recurrent_backward(
+            np.ascontiguousarray(w_hh), ws.hs[layer], ws.rr[layer], ws.zz[layer],
+            ws.nn[layer], ws.aux[layer], ws.dext, ws.dgi, ws.dgh, ws.dcarry, ws.dq,
+            spec.reset_after,
+        )  # fmt: skip
+        xin = x.transpose(1, 0, 2).reshape(n, -1) if layer == 0 else ws.hs[layer - 1, 1:]
+        gv[f"weight_ih_l{layer}"][...] = dgi.T @ xin.reshape(n, -1)
+        hp = ws.hs[layer, :nt].reshape(n, h)
+        if spec.reset_after:
+            gv[f"weight_hh_l{layer}"][...] = dgh.T @ hp
+        else:  # the candidate's hidden input is r * h, kept in aux
+            gv[f"weight_hh_l{layer}"][: 2 * h] = dgh[:, : 2 * h].T @ hp
+            gv[f"weight_hh_l{layer}"][2 * h :] = dgh[:, 2 * h :].T @ ws.aux[layer].reshape(n, h)
+        gv[f"bias_ih_l{layer}"][...] = dgi.sum(axis=0)
+        gv[f"bias_hh_l{layer}"][...] = dgh.sum(axis=0)
+        if layer > 0:
+            np.matmul(dgi, pv[f"weight_ih_l{layer}"], out=dext)
 
 
 class Trainer:
@@ -143,45 +190,12 @@ class Trainer:
         x, y, w, h0 = (np.ascontiguousarray(a, dtype=np.float64) for a in (x, y, w, h0))
         ws = self.workspace(nb, nt)
         d, h, layers = s.input_size, s.hidden_size, s.num_layers
-        forward_windows(
-            params,
-            x,
-            h0,
-            ws.hs,
-            ws.rr,
-            ws.zz,
-            ws.nn,
-            ws.aux,
-            ws.yhat,
-            ws.work,
-            d,
-            h,
-            layers,
-            s.reset_after,
-        )
-        loss = loss_and_grad(
-            params,
-            x,
-            y,
-            w,
-            ws.grad,
-            ws.hs,
-            ws.rr,
-            ws.zz,
-            ws.nn,
-            ws.aux,
-            ws.yhat,
-            ws.dext,
-            ws.dbelow,
-            ws.dcarry,
-            ws.work,
-            d,
-            h,
-            layers,
-            s.reset_after,
-            int(self.loss),
-            self.huber_delta,
-        )
+        forward_windows(params, x, h0, *ws.cache, ws.yhat, ws.work, d, h, layers, s.reset_after)
+        loss = output_grad(ws.yhat, y, w, ws.dy, int(self.loss), self.huber_delta)
+        if w.any():
+            backward(s, params, x, ws)
+        else:
+            ws.grad[:] = 0.0
         return loss, ws.grad
 
     def step(
