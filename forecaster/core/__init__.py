@@ -6,12 +6,11 @@ per-event hot path) and :class:`Trainer` (BPTT with an optimiser).
 
 from __future__ import annotations
 
-from forecaster.core.backprop import forward_windows, output_grad, recurrent_backward
 from forecaster.core.gru import gru_readout, gru_step, step_workspace
 from forecaster.core.losses import Loss
 from forecaster.core.optim import SGD, Adam, Optimizer, RMSprop, clip_grad_norm
 from forecaster.core.params import F64Array, GRUSpec
-from forecaster.core.train import Trainer, Workspace
+from forecaster.core.train import Trainer, Workspace, backward, forward
 
 __all__ = [
     "SGD",
@@ -23,11 +22,10 @@ __all__ = [
     "RMSprop",
     "Trainer",
     "Workspace",
+    "backward",
     "clip_grad_norm",
-    "forward_windows",
+    "forward",
     "gru_readout",
     "gru_step",
-    "output_grad",
-    "recurrent_backward",
     "step_workspace",
 ]

@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forecaster.core.backprop import forward_windows, output_grad, recurrent_backward
+from forecaster.core.backprop import (
+    candidate_update,
+    gates_backward,
+    output_grad,
+    reset_backward,
+    rz_gates,
+)
 from forecaster.core.losses import Loss
 from forecaster.core.optim import Adam, Optimizer, clip_grad_norm
 from forecaster.core.params import F64Array, GRUSpec
@@ -18,7 +24,10 @@ from forecaster.core.params import F64Array, GRUSpec
 
 @dataclass
 class Workspace:
-    """Forward cache and backward scratch for ``batch`` windows of ``steps`` events."""
+    """Forward cache and backward scratch for ``batch`` windows of ``steps`` events.
+
+    Time-major (``(T, B, ...)``) so each time step's rows are one contiguous block.
+    """
 
     spec: GRUSpec
     batch: int
@@ -28,41 +37,77 @@ class Workspace:
     zz: F64Array = field(init=False)
     nn: F64Array = field(init=False)
     aux: F64Array = field(init=False)
-    yhat: F64Array = field(init=False)
-    work: F64Array = field(init=False)
+    gi: F64Array = field(init=False)
+    gh: F64Array = field(init=False)
+    out: F64Array = field(init=False)
     dy: F64Array = field(init=False)
     dgi: F64Array = field(init=False)
     dgh: F64Array = field(init=False)
     dext: F64Array = field(init=False)
     dcarry: F64Array = field(init=False)
-    dq: F64Array = field(init=False)
+    tmp: F64Array = field(init=False)
     grad: F64Array = field(init=False)
 
     def __post_init__(self) -> None:
         s, b, t = self.spec, self.batch, self.steps
         layers, h = s.num_layers, s.hidden_size
-        self.hs = np.zeros((layers, t + 1, b, h))
+        self.hs = np.zeros((layers, t + 1, b, h))  # states, hs[:, 0] = h0
         self.rr, self.zz, self.nn, self.aux = (np.zeros((layers, t, b, h)) for _ in range(4))
-        self.yhat = np.zeros((b, t, s.horizon))
-        self.work = np.zeros((2, 3 * h))
+        self.gi = np.zeros((t, b, 3 * h))  # one layer's input projection
+        self.gh = np.zeros((b, 3 * h))  # one step's hidden projection
+        self.out = np.zeros((t, b, s.horizon))
         self.dy = np.zeros((t, b, s.horizon))
         self.dgi, self.dgh = np.zeros((t, b, 3 * h)), np.zeros((t, b, 3 * h))
         self.dext = np.zeros((t, b, h))
-        self.dcarry = np.zeros((b, h))
-        self.dq = np.zeros(h)
+        self.dcarry, self.tmp = np.zeros((b, h)), np.zeros((b, h))
         self.grad = np.zeros(s.n_params)
 
     @property
-    def cache(self) -> tuple[F64Array, ...]:
-        """What the forward pass keeps for backprop, in kernel argument order."""
-        return self.hs, self.rr, self.zz, self.nn, self.aux
+    def yhat(self) -> F64Array:
+        """Outputs of the last forward pass, ``(B, T, K)`` (a view)."""
+        return self.out.transpose(1, 0, 2)
+
+
+def forward(spec: GRUSpec, params: F64Array, x: F64Array, h0: F64Array, ws: Workspace) -> None:
+    """Run windows ``x (B, T, D)`` from ``h0 (L, B, H)``, filling the cache and outputs."""
+    nb, nt, h = ws.batch, ws.steps, spec.hidden_size
+    n = nt * nb
+    pv = spec.views(params)
+    xin = x.transpose(1, 0, 2).reshape(n, -1)
+    for layer in range(spec.num_layers):
+        w_ih, w_hh = pv[f"weight_ih_l{layer}"], pv[f"weight_hh_l{layer}"]
+        b_hh = pv[f"bias_hh_l{layer}"]
+        hs, rr, zz, nn, aux = (a[layer] for a in (ws.hs, ws.rr, ws.zz, ws.nn, ws.aux))
+        np.matmul(xin, w_ih.T, out=ws.gi.reshape(n, 3 * h))
+        ws.gi += pv[f"bias_ih_l{layer}"]
+        hs[0] = h0[layer]
+        if spec.reset_after:
+            u_t = np.ascontiguousarray(w_hh.T)
+            for t in range(nt):
+                np.matmul(hs[t], u_t, out=ws.gh)
+                rz_gates(ws.gi[t], ws.gh, b_hh, hs[t], rr[t], zz[t], aux[t])
+                candidate_update(ws.gi[t], ws.gh, b_hh, hs[t], rr[t], zz[t], nn[t], aux[t],
+                                 hs[t + 1], True)  # fmt: skip
+        else:
+            u_rz, u_n = np.ascontiguousarray(w_hh[: 2 * h].T), np.ascontiguousarray(w_hh[2 * h :].T)
+            # Column blocks of gh: the kernels take the whole (B, 3H) array, contiguous.
+            gh_rz, gh_n = ws.gh[:, : 2 * h], ws.gh[:, 2 * h :]
+            for t in range(nt):
+                np.matmul(hs[t], u_rz, out=gh_rz)
+                rz_gates(ws.gi[t], ws.gh, b_hh, hs[t], rr[t], zz[t], aux[t])
+                np.matmul(aux[t], u_n, out=gh_n)
+                candidate_update(ws.gi[t], ws.gh, b_hh, hs[t], rr[t], zz[t], nn[t], aux[t],
+                                 hs[t + 1], False)  # fmt: skip
+        xin = hs[1:].reshape(n, h)
+    np.matmul(xin, pv["head.weight"].T, out=ws.out.reshape(n, spec.horizon))
+    ws.out += pv["head.bias"]
 
 
 def backward(spec: GRUSpec, params: F64Array, x: F64Array, ws: Workspace) -> None:
     """Gradient of the loss into ``ws.grad``, from the forward cache and ``ws.dy``.
 
-    The recurrence runs in :func:`recurrent_backward`; the rest are matrix products
-    over all ``T * B`` positions, which NumPy hands to BLAS.
+    The recurrence steps back through time with one matrix product per step; weight
+    gradients are then one product each over all ``T * B`` positions.
     """
     nb, nt, h = ws.batch, ws.steps, spec.hidden_size
     n = nt * nb
@@ -70,28 +115,34 @@ def backward(spec: GRUSpec, params: F64Array, x: F64Array, ws: Workspace) -> Non
     dy = ws.dy.reshape(n, spec.horizon)
     gv["head.weight"][...] = dy.T @ ws.hs[-1, 1:].reshape(n, h)
     gv["head.bias"][...] = dy.sum(axis=0)
-    dext = ws.dext.reshape(n, h)
-    np.matmul(dy, pv["head.weight"], out=dext)
+    np.matmul(dy, pv["head.weight"], out=ws.dext.reshape(n, h))
     dgi, dgh = ws.dgi.reshape(n, 3 * h), ws.dgh.reshape(n, 3 * h)
+    ncols = 3 * h if spec.reset_after else 2 * h
     for layer in range(spec.num_layers - 1, -1, -1):
         w_hh = pv[f"weight_hh_l{layer}"]
-        recurrent_backward(
-            np.ascontiguousarray(w_hh), ws.hs[layer], ws.rr[layer], ws.zz[layer],
-            ws.nn[layer], ws.aux[layer], ws.dext, ws.dgi, ws.dgh, ws.dcarry, ws.dq,
-            spec.reset_after,
-        )  # fmt: skip
+        u_carry, u_n = np.ascontiguousarray(w_hh[:ncols]), np.ascontiguousarray(w_hh[2 * h :])
+        hs, rr, zz, nn, aux = (a[layer] for a in (ws.hs, ws.rr, ws.zz, ws.nn, ws.aux))
+        ws.dcarry[:] = 0.0
+        for t in range(nt - 1, -1, -1):
+            gates_backward(ws.dext[t], ws.dcarry, hs[t], rr[t], zz[t], nn[t], aux[t],
+                           ws.dgi[t], ws.dgh[t], spec.reset_after)  # fmt: skip
+            if not spec.reset_after:
+                np.matmul(ws.dgh[t, :, 2 * h :], u_n, out=ws.tmp)
+                reset_backward(ws.tmp, hs[t], rr[t], ws.dcarry, ws.dgi[t], ws.dgh[t])
+            np.matmul(ws.dgh[t, :, :ncols], u_carry, out=ws.tmp)
+            ws.dcarry += ws.tmp
         xin = x.transpose(1, 0, 2).reshape(n, -1) if layer == 0 else ws.hs[layer - 1, 1:]
         gv[f"weight_ih_l{layer}"][...] = dgi.T @ xin.reshape(n, -1)
-        hp = ws.hs[layer, :nt].reshape(n, h)
+        hp = hs[:nt].reshape(n, h)
         if spec.reset_after:
             gv[f"weight_hh_l{layer}"][...] = dgh.T @ hp
         else:  # the candidate's hidden input is r * h, kept in aux
             gv[f"weight_hh_l{layer}"][: 2 * h] = dgh[:, : 2 * h].T @ hp
-            gv[f"weight_hh_l{layer}"][2 * h :] = dgh[:, 2 * h :].T @ ws.aux[layer].reshape(n, h)
+            gv[f"weight_hh_l{layer}"][2 * h :] = dgh[:, 2 * h :].T @ aux.reshape(n, h)
         gv[f"bias_ih_l{layer}"][...] = dgi.sum(axis=0)
         gv[f"bias_hh_l{layer}"][...] = dgh.sum(axis=0)
         if layer > 0:
-            np.matmul(dgi, pv[f"weight_ih_l{layer}"], out=dext)
+            np.matmul(dgi, pv[f"weight_ih_l{layer}"], out=ws.dext.reshape(n, h))
 
 
 class Trainer:
@@ -189,9 +240,8 @@ class Trainer:
             raise ValueError(msg)
         x, y, w, h0 = (np.ascontiguousarray(a, dtype=np.float64) for a in (x, y, w, h0))
         ws = self.workspace(nb, nt)
-        d, h, layers = s.input_size, s.hidden_size, s.num_layers
-        forward_windows(params, x, h0, *ws.cache, ws.yhat, ws.work, d, h, layers, s.reset_after)
-        loss = output_grad(ws.yhat, y, w, ws.dy, int(self.loss), self.huber_delta)
+        forward(s, params, x, h0, ws)
+        loss = output_grad(ws.out, y, w, ws.dy, int(self.loss), self.huber_delta)
         if w.any():
             backward(s, params, x, ws)
         else:
