@@ -1,0 +1,187 @@
+"""Settings of an online forecaster: one frozen object instead of thirty arguments.
+
+Every field has a default, is validated here (errors name the field and the value),
+and maps one-to-one onto a key of the ``[model]`` table in the TOML configs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from forecaster.core import SGD, Adam, Loss, Optimizer, RMSprop
+
+CALENDAR_FEATURES = ("hour", "weekday")
+
+
+@dataclass(frozen=True)
+class ForecasterConfig:
+    """Hyperparameters of :class:`forecaster.OnlineForecaster`.
+
+    Network
+        ``hidden_size``, ``num_layers``, ``reset_after`` as in :class:`GRUSpec`;
+        ``horizon`` is K, the number of steps ahead forecast after every event.
+    Inputs
+        The GRU reads the change since the series' previous value, scaled by the series'
+        running scale (so no absolute level, which drifts out of range after regime
+        changes); optionally the log of the time since the previous event (``use_dt``),
+        calendar features (``calendar``: any of ``"hour"``, ``"weekday"``, as sine/cosine
+        pairs, UTC), named covariates (``covariates``), each standardised per series, and,
+        when ``season`` (seconds, e.g. 86400) is set, the seasonal-naive forecasts as
+        changes, ``(y[t+k-m] - y[t]) / scale`` for k = 1..K, where m is the season in
+        the series' own events (``season / mean spacing``; 0 where the history is short).
+    Targets
+        ``(y[t+k] - y[t]) / scale[t]`` for k = 1..K: the change from the last value.
+    Scaling
+        ``scale_halflife``: events over which the running scale of a series' changes
+        halves its memory. Changes beyond ``clip_sigma`` scales are clipped in the inputs
+        and the scale update, so one spike does not blow the scale up.
+    History and retraining
+        Each series keeps its last ``history`` events for training windows. A retrain
+        starts every ``retrain_every`` events (counted over all series) and/or every
+        ``retrain_interval`` seconds of event time (0 disables either); it draws
+        ``train_steps`` batches of ``batch_windows`` windows of ``window`` events, the
+        first ``burn_in`` of each unscored. Its new weights swap in exactly
+        ``swap_delay`` events after the start (the hot path waits if training is
+        slower), so outputs do not depend on thread timing. Hidden states are then
+        rebuilt by re-running each series' last ``rebuild_steps`` events.
+    Intervals
+        ``coverage``: nominal coverage of the conformal intervals. Per horizon step, the
+        half-width (in units of the series' scale) is tracked online: after every block
+        of ``interval_block`` events it grows by ``exp(interval_rate * misses)`` and
+        shrinks by ``exp(-interval_rate * (1 - coverage) * scored)``, which settles where
+        the miss rate is ``1 - coverage`` (conformal quantile tracking).
+    Series lifetime
+        ``evict_after``: seconds of event time after which an unseen series is dropped
+        (0 keeps every series).
+    """
+
+    horizon: int = 12
+    hidden_size: int = 32
+    num_layers: int = 1
+    reset_after: bool = True
+    use_dt: bool = True
+    calendar: tuple[str, ...] = ("hour",)
+    covariates: tuple[str, ...] = ()
+    season: float = 0.0
+    scale_halflife: float = 500.0
+    clip_sigma: float = 8.0
+    history: int = 256
+    window: int = 64
+    burn_in: int = 16
+    batch_windows: int = 32
+    train_steps: int = 60
+    retrain_every: int = 2000
+    retrain_interval: float = 0.0
+    swap_delay: int = 200
+    rebuild_steps: int = 48
+    validation_fraction: float = 0.25
+    loss: str = "mse"
+    huber_delta: float = 1.0
+    optimizer: str = "adam"
+    learning_rate: float = 3e-3
+    clip_norm: float = 1.0
+    coverage: float = 0.9
+    interval_rate: float = 0.02
+    evict_after: float = 0.0
+    background: bool = True
+    interval_block: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive_ints = (
+            "horizon", "hidden_size", "num_layers", "history", "window", "batch_windows",
+            "train_steps", "interval_block",
+        )  # fmt: skip
+        for name in positive_ints:
+            _check_int(name, getattr(self, name), 1)
+        for name in ("burn_in", "retrain_every", "swap_delay", "rebuild_steps", "seed"):
+            _check_int(name, getattr(self, name), 0)
+        for name in ("scale_halflife", "clip_sigma", "huber_delta", "learning_rate", "clip_norm",
+                     "interval_rate"):  # fmt: skip
+            _check_float(name, getattr(self, name), lower=0.0, strict=True)
+        for name in ("retrain_interval", "evict_after", "season"):
+            _check_float(name, getattr(self, name), lower=0.0, strict=False)
+        _check_float("coverage", self.coverage, lower=0.0, strict=True)
+        if self.coverage >= 1.0:
+            msg = f"coverage must be in (0, 1), got {self.coverage!r}"
+            raise ValueError(msg)
+        _check_float("validation_fraction", self.validation_fraction, lower=0.0, strict=True)
+        if self.validation_fraction >= 1.0:
+            msg = f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
+            raise ValueError(msg)
+        if self.burn_in >= self.window:
+            msg = f"burn_in ({self.burn_in}) must be smaller than window ({self.window})"
+            raise ValueError(msg)
+        if self.retrain_every and self.swap_delay >= self.retrain_every:
+            msg = (f"swap_delay ({self.swap_delay}) must be smaller than retrain_every "
+                   f"({self.retrain_every})")  # fmt: skip
+            raise ValueError(msg)
+        if self.window > self.history:
+            msg = f"window ({self.window}) must not exceed history ({self.history})"
+            raise ValueError(msg)
+        if self.rebuild_steps > self.history:
+            msg = f"rebuild_steps ({self.rebuild_steps}) must not exceed history ({self.history})"
+            raise ValueError(msg)
+        for name in self.calendar:
+            if name not in CALENDAR_FEATURES:
+                msg = f"calendar features must be among {CALENDAR_FEATURES}, got {name!r}"
+                raise ValueError(msg)
+        if len(set(self.covariates)) != len(self.covariates):
+            msg = f"covariates must be distinct, got {self.covariates!r}"
+            raise ValueError(msg)
+        Loss.parse(self.loss)
+        self.make_optimizer()
+
+    @property
+    def input_size(self) -> int:
+        """Features fed to the GRU per event."""
+        lags = self.horizon if self.season > 0 else 0
+        return 1 + int(self.use_dt) + 2 * len(self.calendar) + len(self.covariates) + lags
+
+    def make_optimizer(self) -> Optimizer:
+        """The optimiser named by ``optimizer``, at ``learning_rate``."""
+        name = self.optimizer.lower()
+        if name == "adam":
+            return Adam(lr=self.learning_rate)
+        if name == "sgd":
+            return SGD(lr=self.learning_rate, momentum=0.9)
+        if name == "rmsprop":
+            return RMSprop(lr=self.learning_rate)
+        msg = f"optimizer must be one of 'adam', 'sgd', 'rmsprop', got {self.optimizer!r}"
+        raise ValueError(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, for snapshots and reports (tuples become lists)."""
+        out = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ForecasterConfig:
+        """Build from plain values; an unknown key is an error that names it."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            msg = f"unknown model setting(s): {', '.join(unknown)}"
+            raise ValueError(msg)
+        clean: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
+        }
+        return cls(**clean)
+
+
+def _check_int(name: str, value: object, lower: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < lower:
+        msg = f"{name} must be an integer >= {lower}, got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_float(name: str, value: object, lower: float, strict: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(float(value))  # type: ignore[arg-type]
+    ok = ok and (float(value) > lower if strict else float(value) >= lower)  # type: ignore[arg-type]
+    if not ok:
+        op = ">" if strict else ">="
+        msg = f"{name} must be a finite number {op} {lower}, got {value!r}"
+        raise ValueError(msg)

@@ -1,0 +1,377 @@
+"""What every online model shares: events in, forecasts out, one row per series.
+
+:class:`StreamModel` owns the event semantics, so the GRU and the baselines are scored
+under exactly the same rules:
+
+- events of a call are processed in arrival order; one for a series older than that
+  series' last event is dropped and counted (equal times are kept: a duplicate
+  timestamp is another event);
+- before an event is learned, the forecasts issued for it earlier (1..K events ago
+  for steps 1..K) are scored against its value; learning then issues the next K;
+- each series keeps a running scale of its changes; interval half-widths are a
+  per-step multiple of it, tracked online to the nominal coverage;
+- work is cut at fixed counts of events (interval blocks, and a subclass's own points
+  such as retraining), so results never depend on how events were grouped into calls.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from forecaster.config import ForecasterConfig
+from forecaster.core import F64Array
+from forecaster.core.params import I64Array
+from forecaster.series import SeriesTable, Shapes, base_shapes
+
+BoolArray = NDArray[np.bool_]
+SNAPSHOT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Update:
+    """Result of :meth:`StreamModel.learn`: one row per accepted event, in arrival order.
+
+    ``accepted`` has one entry per input event (False: dropped as late). ``yhat``,
+    ``lower``, ``upper`` and ``step_ts`` are ``(m, K)``: the forecast issued after the
+    event for its next K events, and their expected times. ``errors`` are
+    ``value - forecast`` of the forecasts issued earlier for this event (NaN where
+    none: the first K events of a series), and ``covered`` says whether the value was
+    inside their intervals.
+    """
+
+    accepted: BoolArray
+    series: list[str]
+    ts: F64Array
+    value: F64Array
+    yhat: F64Array
+    lower: F64Array
+    upper: F64Array
+    step_ts: F64Array
+    errors: F64Array
+    covered: BoolArray
+    model_version: I64Array
+
+
+@dataclass
+class _Wave:
+    """Events of one cut with no series twice; fields are per event."""
+
+    pos: I64Array  # positions in the output arrays
+    rows: I64Array
+    count: I64Array  # events learned before this one
+    ts: F64Array
+    value: F64Array
+    cov: F64Array
+    change: F64Array  # clipped change / previous scale (0 for a first event)
+    dt: F64Array
+    mean_dt: F64Array  # before this event
+    scale: F64Array  # after this event
+
+
+class StreamModel:
+    """Base of the online models: see the module docstring for the rules."""
+
+    def __init__(self, cfg: ForecasterConfig) -> None:
+        self.cfg = cfg
+        self.horizon = cfg.horizon
+        self.table = SeriesTable({**base_shapes(cfg.horizon), **self._extra_shapes()})
+        self.n_events = 0  # accepted events learned, over all series
+        self.n_late = 0
+        self.n_evicted = 0
+        self.model_version = 0
+        self.max_ts = -math.inf
+        self.q = np.full(cfg.horizon, 1.645)  # half-widths in units of scale
+        self._block = np.zeros((2, cfg.horizon))  # misses, scored in this block
+        self.scored_total = np.zeros(cfg.horizon, dtype=np.int64)
+        self.covered_total = np.zeros(cfg.horizon, dtype=np.int64)
+        self._alpha = 1.0 - 0.5 ** (1.0 / cfg.scale_halflife)
+
+    # --- for subclasses ---------------------------------------------------------
+    def _extra_shapes(self) -> Shapes:
+        return {}
+
+    def _advance(self, w: _Wave) -> F64Array:
+        """Learn a wave's events; return their forecasts ``(n, K)``."""
+        raise NotImplementedError
+
+    def _cut_limit(self, ts: F64Array) -> int:
+        """Largest number of the next events (times ``ts``) to take before a cut."""
+        return int(ts.shape[0])
+
+    def _after_cut(self, last_ts: float) -> None:
+        """Called after every cut, with ``n_events`` already advanced."""
+
+    def _init_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild an untrained copy (for snapshots)."""
+        return {"horizon": self.horizon, "coverage": self.cfg.coverage}
+
+    def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return {}, {}
+
+    def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        pass
+
+    # --- public -----------------------------------------------------------------
+    @property
+    def coverage(self) -> F64Array:
+        """Achieved interval coverage per step ahead, over every scored forecast."""
+        return self.covered_total / np.maximum(self.scored_total, 1)
+
+    def learn(
+        self,
+        series: Sequence[str] | NDArray[Any],
+        ts: Sequence[float] | F64Array,
+        values: Sequence[float] | F64Array,
+        covariates: F64Array | None = None,
+    ) -> Update:
+        """Learn a batch of events and issue each its forecast for the next K events.
+
+        Parameters
+        ----------
+        series
+            Series id of each event (strings).
+        ts
+            Event times, seconds since the Unix epoch (UTC), any order across series.
+        values
+            Observed values; NaN or inf is an error, never learned.
+        covariates
+            ``(n, C)`` values of the configured covariates, in their configured order.
+
+        Raises
+        ------
+        ValueError
+            On a non-finite value, time or covariate (naming the event), or on arrays
+            of mismatched lengths. Nothing is learned from a batch that raises.
+        """
+        ids, t, y, cov = self._validate(series, ts, values, covariates)
+        accepted = self._accept(ids, t)
+        idx = np.flatnonzero(accepted)
+        m, k = idx.size, self.horizon
+        out = {name: np.full((m, k), np.nan) for name in ("yhat", "half", "errors", "step_ts")}
+        covered = np.zeros((m, k), dtype=bool)
+        version = np.zeros(m, dtype=np.int64)
+        start = 0
+        while start < m:
+            block_left = self.cfg.interval_block - self.n_events % self.cfg.interval_block
+            take = max(1, min(block_left, self._cut_limit(t[idx[start:]])))
+            sel = np.arange(start, min(m, start + take))
+            for wave_pos in self._waves([ids[i] for i in idx[sel]]):
+                pos = sel[wave_pos]
+                self._learn_wave(pos, idx[pos], ids, t, y, cov, out, covered)
+                version[pos] = self.model_version
+            self.n_events += sel.size
+            if self.n_events % self.cfg.interval_block == 0:
+                self._end_block()
+            self._after_cut(float(t[idx[sel[-1]]]))
+            start += sel.size
+        yhat, half = out["yhat"], out["half"]
+        return Update(
+            accepted=accepted, series=[ids[i] for i in idx], ts=t[idx], value=y[idx],
+            yhat=yhat, lower=yhat - half, upper=yhat + half, step_ts=out["step_ts"],
+            errors=out["errors"], covered=covered, model_version=version,
+        )  # fmt: skip
+
+    def forecast(self, series: Sequence[str]) -> F64Array:
+        """Latest forecast ``(n, K)`` of each series, without changing any state.
+
+        Raises ``KeyError`` naming a series that has no events yet.
+        """
+        tab = self.table
+        out = np.empty((len(series), self.horizon))
+        for i, sid in enumerate(series):
+            row = tab.index.get(sid)
+            if row is None or tab.count[row] == 0:
+                msg = f"no forecast for series {sid!r}: it has no events"
+                raise KeyError(msg)
+            out[i] = tab.pend_yhat[row, (tab.count[row] - 1) % self.horizon]
+        return out
+
+    def snapshot(self) -> bytes:
+        """Everything the model has learned, as bytes (NumPy ``.npz``, no pickle).
+
+        :meth:`restore` gives a model whose next outputs equal this one's bit for bit.
+        """
+        arrays, ids = self.table.state()
+        extra_arrays, extra_meta = self._extra_state()
+        meta = {
+            "format": SNAPSHOT_FORMAT, "class": type(self).__name__, "init": self._init_kwargs(),
+            "ids": ids, "n_events": self.n_events, "n_late": self.n_late,
+            "n_evicted": self.n_evicted, "model_version": self.model_version,
+            "max_ts": self.max_ts, "extra": extra_meta,
+        }  # fmt: skip
+        payload: dict[str, Any] = {f"table.{k}": v for k, v in arrays.items()}
+        payload.update({f"extra.{k}": v for k, v in extra_arrays.items()})
+        payload.update(q=self.q, block=self._block, scored=self.scored_total,
+                       covered=self.covered_total)  # fmt: skip
+        meta_bytes = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, meta=meta_bytes, **payload)
+        return buf.getvalue()
+
+    @classmethod
+    def restore(cls, data: bytes) -> Self:
+        """Rebuild a model from :meth:`snapshot` bytes.
+
+        Raises ``ValueError`` when the bytes are not a snapshot of this class and format.
+        """
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            meta = json.loads(arrays.pop("meta").tobytes().decode())
+        except Exception as exc:  # any decoding failure is the same error to the caller
+            msg = f"not a model snapshot: {exc}"
+            raise ValueError(msg) from exc
+        if meta.get("format") != SNAPSHOT_FORMAT:
+            msg = f"snapshot format {meta.get('format')!r} is not {SNAPSHOT_FORMAT}"
+            raise ValueError(msg)
+        if meta.get("class") != cls.__name__:
+            msg = f"snapshot holds a {meta.get('class')!r}, not a {cls.__name__!r}"
+            raise ValueError(msg)
+        model = cls(**meta["init"])
+        table = {k[6:]: v for k, v in arrays.items() if k.startswith("table.")}
+        model.table.load(table, meta["ids"])
+        for name in ("n_events", "n_late", "n_evicted", "model_version", "max_ts"):
+            setattr(model, name, meta[name])
+        model.q, model._block = arrays["q"], arrays["block"]
+        model.scored_total, model.covered_total = arrays["scored"], arrays["covered"]
+        extra = {k[6:]: v for k, v in arrays.items() if k.startswith("extra.")}
+        model._load_extra_state(extra, meta["extra"])
+        return model
+
+    # --- internals --------------------------------------------------------------
+    def _validate(
+        self,
+        series: Sequence[str] | NDArray[Any],
+        ts: Sequence[float] | F64Array,
+        values: Sequence[float] | F64Array,
+        covariates: F64Array | None,
+    ) -> tuple[list[str], F64Array, F64Array, F64Array]:
+        ids = [str(s) for s in series]
+        t = np.array(ts, dtype=np.float64, copy=True).reshape(-1)
+        y = np.array(values, dtype=np.float64, copy=True).reshape(-1)
+        n, c = len(ids), len(self.cfg.covariates)
+        if t.size != n or y.size != n:
+            msg = (
+                f"series, ts and values must have one entry per event, got {n}, {t.size}, {y.size}"
+            )
+            raise ValueError(msg)
+        if covariates is None:
+            if c:
+                msg = f"covariates {self.cfg.covariates} are configured but none were given"
+                raise ValueError(msg)
+            cov = np.zeros((n, 0))
+        else:
+            cov = np.array(covariates, dtype=np.float64, copy=True).reshape(n, -1)
+            if cov.shape[1] != c:
+                msg = f"covariates must have {c} columns {self.cfg.covariates}, got {cov.shape[1]}"
+                raise ValueError(msg)
+        for name, arr in (("value", y), ("ts", t), ("covariate", cov)):
+            bad = np.flatnonzero(~np.isfinite(arr).reshape(n, -1).all(axis=1))
+            if bad.size:
+                i = int(bad[0])
+                msg = f"event {i} (series {ids[i]!r}) has a non-finite {name}: {arr[i]!r}"
+                raise ValueError(msg)
+        return ids, t, y, cov
+
+    def _accept(self, ids: list[str], t: F64Array) -> BoolArray:
+        """Drop events older than their series' latest; count them."""
+        tab = self.table
+        last: dict[str, float] = {}
+        ok = np.ones(len(ids), dtype=bool)
+        for i, sid in enumerate(ids):
+            prev = last.get(sid)
+            if prev is None:
+                row = tab.index.get(sid)
+                prev = float(tab.last_ts[row]) if row is not None and tab.count[row] else -math.inf
+            if t[i] < prev:
+                ok[i] = False
+            else:
+                last[sid] = float(t[i])
+        self.n_late += int((~ok).sum())
+        if ok.any():
+            self.max_ts = max(self.max_ts, float(t[ok].max()))
+        return ok
+
+    @staticmethod
+    def _waves(ids: list[str]) -> list[I64Array]:
+        """Split positions into waves in which no series repeats, keeping order."""
+        seen: dict[str, int] = {}
+        occ = np.empty(len(ids), dtype=np.int64)
+        for i, sid in enumerate(ids):
+            occ[i] = seen.get(sid, 0)
+            seen[sid] = occ[i] + 1
+        if occ.max(initial=0) == 0:
+            return [np.arange(len(ids))]
+        return [np.flatnonzero(occ == w) for w in range(int(occ.max()) + 1)]
+
+    def _learn_wave(
+        self,
+        pos: I64Array,
+        ev: I64Array,
+        ids: list[str],
+        t_all: F64Array,
+        y_all: F64Array,
+        cov_all: F64Array,
+        out: dict[str, F64Array],
+        covered: BoolArray,
+    ) -> None:
+        tab, k, cfg = self.table, self.horizon, self.cfg
+        rows = tab.rows(ids[i] for i in ev)
+        t, y = t_all[ev], y_all[ev]
+        c = tab.count[rows]
+        steps = np.arange(1, k + 1)
+        # Score the forecasts issued 1..K events ago for this event.
+        issued = c[:, None] - steps[None, :]
+        valid = issued >= 0
+        ring = np.where(valid, issued, 0) % k
+        pred = tab.pend_yhat[rows[:, None], ring, steps[None, :] - 1]
+        half = tab.pend_half[rows[:, None], ring, steps[None, :] - 1]
+        err = np.where(valid, y[:, None] - pred, np.nan)
+        hit = valid & (np.abs(np.nan_to_num(err)) <= half)
+        out["errors"][pos], covered[pos] = err, hit
+        self._block[0] += (valid & ~hit).sum(axis=0)
+        self._block[1] += valid.sum(axis=0)
+        self.scored_total += valid.sum(axis=0)
+        self.covered_total += hit.sum(axis=0)
+        # Running scale of the changes (clipped), and of the time between events.
+        first = c == 0
+        change = np.where(first, 0.0, y - tab.last_y[rows])
+        dt = np.where(first, 0.0, t - tab.last_ts[rows])
+        var0, mdt0 = tab.var[rows], tab.mean_dt[rows]
+        sd0 = np.sqrt(var0)
+        clipped = np.where(
+            var0 > 0, np.clip(change, -cfg.clip_sigma * sd0, cfg.clip_sigma * sd0), change
+        )
+        a = self._alpha
+        var1 = np.where(c <= 1, clipped * clipped, var0 + a * (clipped * clipped - var0))
+        floor = 1e-9 * (1.0 + np.abs(y))
+        scale_prev = np.maximum(np.where(var0 > 0, sd0, np.sqrt(var1)), floor)
+        scale = np.maximum(np.sqrt(var1), floor)
+        mdt1 = np.where(c <= 1, dt, mdt0 + a * (dt - mdt0))
+        wave = _Wave(pos, rows, c, t, y, cov_all[ev], clipped / scale_prev, dt, mdt0, scale)
+        yhat = self._advance(wave)
+        width = self.q[None, :] * scale[:, None]
+        slot = c % k
+        tab.pend_yhat[rows, slot] = yhat
+        tab.pend_half[rows, slot] = width
+        tab.count[rows] = c + 1
+        tab.last_ts[rows], tab.last_y[rows] = t, y
+        tab.var[rows], tab.mean_dt[rows] = var1, mdt1
+        out["yhat"][pos], out["half"][pos] = yhat, width
+        out["step_ts"][pos] = t[:, None] + steps[None, :] * mdt1[:, None]
+
+    def _end_block(self) -> None:
+        misses, scored = self._block
+        rate, target = self.cfg.interval_rate, 1.0 - self.cfg.coverage
+        self.q *= np.exp(rate * (misses - target * scored))
+        self._block[:] = 0.0
+        if self.cfg.evict_after > 0:
+            self.n_evicted += len(self.table.evict_older_than(self.max_ts - self.cfg.evict_after))

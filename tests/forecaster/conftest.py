@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from forecaster import EWMA, ForecasterConfig, LastValue, OnlineForecaster, SeasonalNaive
+from forecaster.stream import StreamModel
+
+SMALL = {
+    "horizon": 3, "hidden_size": 6, "history": 48, "window": 24, "burn_in": 4,
+    "batch_windows": 6, "train_steps": 8, "retrain_every": 120, "swap_delay": 30,
+    "rebuild_steps": 12, "interval_block": 16,
+}  # fmt: skip
+
+
+def gru(**over: object) -> Callable[[], StreamModel]:
+    return lambda: OnlineForecaster(ForecasterConfig(**{**SMALL, **over}))  # type: ignore[arg-type]
+
+
+MODELS: dict[str, Callable[[], StreamModel]] = {
+    "gru-default": gru(),
+    "gru-sync": gru(background=False),
+    "gru-reset-before-2-layers-season": gru(
+        reset_after=False, num_layers=2, season=600.0, calendar=("hour", "weekday")
+    ),
+    "gru-covariates-time-retrain": gru(
+        covariates=("load", "temp"), retrain_every=0, retrain_interval=3000.0, use_dt=False
+    ),
+    "last-value": lambda: LastValue(horizon=3),
+    "seasonal-naive": lambda: SeasonalNaive(4, horizon=3),
+    "ewma": lambda: EWMA(0.3, horizon=3),
+}
+
+
+def stream(
+    n: int = 400, n_series: int = 5, seed: int = 0, covariates: int = 0
+) -> dict[str, object]:
+    """Irregular multi-series events with gaps, duplicate times and a late event."""
+    rng = np.random.default_rng(seed)
+    ids = [f"sensor-{i}" for i in rng.integers(0, n_series, size=n)]
+    ts = np.cumsum(rng.exponential(60.0, size=n)) + 1.6e9
+    ts[n // 3] = ts[n // 3 - 1]  # a duplicate timestamp
+    ts[n // 2] += 5000.0  # a gap, which also makes later events of other series...
+    values = np.sin(ts / 900.0) + 0.1 * rng.normal(size=n) + np.arange(n) * 0.01
+    cov = rng.normal(size=(n, covariates)) if covariates else None
+    return {"series": ids, "ts": ts, "values": values, "covariates": cov}
+
+
+@pytest.fixture(params=sorted(MODELS))
+def make_model(request: pytest.FixtureRequest) -> Callable[[], StreamModel]:
+    return MODELS[request.param]
+
+
+def events_for(model: StreamModel, n: int = 400, seed: int = 0) -> dict[str, object]:
+    return stream(n=n, seed=seed, covariates=len(model.cfg.covariates))

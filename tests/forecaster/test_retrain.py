@@ -1,0 +1,53 @@
+"""Retraining: it learns, runs in the background without changing results, rejects divergence."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from forecaster import ForecasterConfig, LastValue, OnlineForecaster
+from forecaster.evaluate import evaluate
+from tests.forecaster.conftest import SMALL
+
+
+def sine(n: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    t = np.arange(n, dtype=float)
+    return ["s"] * n, t * 3600, np.sin(2 * np.pi * t / 24)
+
+
+def test_retraining_beats_the_cold_start_on_a_learnable_series() -> None:
+    cfg = ForecasterConfig(horizon=3, hidden_size=8, history=96, window=48, burn_in=8,
+                           batch_windows=16, train_steps=40, retrain_every=200, swap_delay=20,
+                           rebuild_steps=24, background=False)  # fmt: skip
+    ids, ts, y = sine(1600)
+    model = OnlineForecaster(cfg)
+    s = evaluate(model, ids, ts, y, warmup=0.5)
+    naive = evaluate(LastValue(horizon=3), ids, ts, y, warmup=0.5)
+    assert model.retrains_accepted >= 5
+    assert np.all(s.mae < 0.5 * naive.mae), (s.mae, naive.mae)
+
+
+def test_background_and_inline_retraining_give_identical_outputs() -> None:
+    ids, ts, y = sine(700)
+    out = []
+    for background in (True, False):
+        model = OnlineForecaster(ForecasterConfig(**{**SMALL, "background": background}))
+        out.append(model.learn(ids, ts, y))
+        assert model.retrains_started == 5
+    np.testing.assert_array_equal(out[0].yhat, out[1].yhat)
+    np.testing.assert_array_equal(out[0].model_version, out[1].model_version)
+
+
+def test_a_diverging_retrain_is_rejected_and_the_old_weights_stay() -> None:
+    # A learning rate of 1e6 blows the weights up: validation loss gets worse (or NaN).
+    cfg = ForecasterConfig(**{**SMALL, "learning_rate": 1e6, "clip_norm": 1e6, "background": False})
+    model = OnlineForecaster(cfg)
+    ids, ts, y = sine(130)
+    model.learn(ids[:119], ts[:119], y[:119])
+    params = model.params.copy()
+    upd = model.learn(ids[119:], ts[119:], y[119:])  # retrain at 120, swap at 150
+    model.learn(ids[:40], ts[:40] + 1e6, y[:40])
+    assert model.retrains_started == 1 and model.retrains_rejected == 1
+    assert model.model_version == 0
+    np.testing.assert_array_equal(model.params, params)
+    assert np.all(np.isfinite(upd.yhat))
+    assert model.retrain_log[0]["accepted"] == 0.0
