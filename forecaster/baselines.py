@@ -42,6 +42,13 @@ class SeasonalNaive(StreamModel):
     """Forecast step k as the value one season before it (``season`` events).
 
     Until a series has a full season it forecasts its last value.
+
+    Examples
+    --------
+    >>> model = SeasonalNaive(season=3, horizon=4)
+    >>> upd = model.learn(["a"] * 6, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], [1, 2, 3, 1, 2, 3])
+    >>> upd.yhat[-1].tolist()
+    [1.0, 2.0, 3.0, 1.0]
     """
 
     def __init__(self, season: int, horizon: int = 12, coverage: float = 0.9) -> None:
@@ -74,6 +81,12 @@ class EWMA(StreamModel):
 
     ``alpha`` is the weight of the newest value; :func:`forecaster.evaluate.tune_ewma`
     picks it on a warm-up span.
+
+    Examples
+    --------
+    >>> model = EWMA(alpha=0.5, horizon=2)
+    >>> model.learn(["a"] * 3, [0.0, 1.0, 2.0], [4.0, 8.0, 0.0]).yhat[-1].tolist()
+    [3.0, 3.0]
     """
 
     def __init__(self, alpha: float, horizon: int = 12, coverage: float = 0.9) -> None:

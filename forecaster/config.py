@@ -30,7 +30,9 @@ class ForecasterConfig:
         pairs, UTC), named covariates (``covariates``), each standardised per series, and,
         when ``season`` (seconds, e.g. 86400) is set, the seasonal-naive forecasts as
         changes, ``(y[t+k-m] - y[t]) / scale`` for k = 1..K, where m is the season in
-        the series' own events (``season / mean spacing``; 0 where the history is short).
+        the series' own events (``season / mean spacing``; 0 where the history is short),
+        and for each halflife in ``levels`` (events) the deviation from the series'
+        exponentially weighted level, ``(y[t] - level[t]) / scale``: mean reversion.
     Targets
         ``(y[t+k] - y[t]) / scale[t]`` for k = 1..K: the change from the last value.
     Scaling
@@ -49,12 +51,22 @@ class ForecasterConfig:
     Intervals
         ``coverage``: nominal coverage of the conformal intervals. Per horizon step, the
         half-width (in units of the series' scale) is tracked online: after every block
-        of ``interval_block`` events it grows by ``exp(interval_rate * misses)`` and
-        shrinks by ``exp(-interval_rate * (1 - coverage) * scored)``, which settles where
-        the miss rate is ``1 - coverage`` (conformal quantile tracking).
+        of ``interval_block`` events it is multiplied by
+        ``exp(interval_rate * (miss rate - (1 - coverage)))``, which settles where the
+        miss rate is ``1 - coverage`` (conformal quantile tracking).
     Series lifetime
         ``evict_after``: seconds of event time after which an unseen series is dropped
         (0 keeps every series).
+
+    Examples
+    --------
+    >>> cfg = ForecasterConfig(horizon=6, calendar=("hour", "weekday"), covariates=("load",))
+    >>> cfg.input_size  # change, time gap, 2 x (sin, cos), one covariate
+    7
+    >>> ForecasterConfig(window=128, history=64)
+    Traceback (most recent call last):
+    ...
+    ValueError: window (128) must not exceed history (64)
     """
 
     horizon: int = 12
@@ -65,6 +77,7 @@ class ForecasterConfig:
     calendar: tuple[str, ...] = ("hour",)
     covariates: tuple[str, ...] = ()
     season: float = 0.0
+    levels: tuple[float, ...] = ()
     scale_halflife: float = 500.0
     clip_sigma: float = 8.0
     history: int = 256
@@ -83,7 +96,7 @@ class ForecasterConfig:
     learning_rate: float = 3e-3
     clip_norm: float = 1.0
     coverage: float = 0.9
-    interval_rate: float = 0.02
+    interval_rate: float = 0.5
     evict_after: float = 0.0
     background: bool = True
     interval_block: int = 256
@@ -128,6 +141,8 @@ class ForecasterConfig:
             if name not in CALENDAR_FEATURES:
                 msg = f"calendar features must be among {CALENDAR_FEATURES}, got {name!r}"
                 raise ValueError(msg)
+        for hl in self.levels:
+            _check_float("levels", hl, lower=0.0, strict=True)
         if len(set(self.covariates)) != len(self.covariates):
             msg = f"covariates must be distinct, got {self.covariates!r}"
             raise ValueError(msg)
@@ -138,7 +153,8 @@ class ForecasterConfig:
     def input_size(self) -> int:
         """Features fed to the GRU per event."""
         lags = self.horizon if self.season > 0 else 0
-        return 1 + int(self.use_dt) + 2 * len(self.calendar) + len(self.covariates) + lags
+        extra = len(self.covariates) + lags + len(self.levels)
+        return 1 + int(self.use_dt) + 2 * len(self.calendar) + extra
 
     def make_optimizer(self) -> Optimizer:
         """The optimiser named by ``optimizer``, at ``learning_rate``."""

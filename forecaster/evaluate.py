@@ -133,6 +133,13 @@ def tune_ewma(
     """EWMA with the ``alpha`` of ``grid`` that scores the lowest mean MAE on these events.
 
     Pass the warm-up span only, so the choice never sees the scored events.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> noisy = 10 + rng.normal(size=500)  # a level plus noise: heavy smoothing wins
+    >>> tune_ewma(["a"] * 500, np.arange(500.0), noisy, horizon=3).alpha
+    0.02
     """
     best, best_alpha = np.inf, grid[0]
     for alpha in grid:

@@ -14,7 +14,7 @@ from forecaster.series import Shapes
 from forecaster.stream import StreamModel, _Wave
 
 _TWO_PI = 2.0 * math.pi
-_RESULT_ARRAYS = ("params", "opt_state", "states", "rows", "counts")
+_RESULT_ARRAYS = ("params", "opt_state", "shrink", "states", "rows", "counts")
 
 
 class _Finished:
@@ -64,6 +64,8 @@ class OnlineForecaster(StreamModel):
         self.spec.views(self.params)["head.weight"][...] = 0.0
         self.spec.views(self.params)["head.bias"][...] = 0.0
         self.opt_state = cfg.make_optimizer().init_state(self.spec.n_params)
+        self.shrink = np.ones(cfg.horizon)  # validated per-step scaling of the head's output
+        self.retrain_enabled = True  # False: keep learning states, never retrain
         self.retrains_started = 0
         self.retrains_accepted = 0
         self.retrains_rejected = 0
@@ -79,6 +81,7 @@ class OnlineForecaster(StreamModel):
             "h": (self.spec.state_size,),
             "cov_mean": (c,),
             "cov_var": (c,),
+            "levels": (len(self.cfg.levels),),
             "hist_x": (self.cfg.history, d),
             "hist_y": (self.cfg.history,),
             "hist_scale": (self.cfg.history,),
@@ -107,6 +110,13 @@ class OnlineForecaster(StreamModel):
             tab.cov_mean[w.rows] = new_mean
         if cfg.season > 0:
             cols += list(self._season_lags(w).T)
+        for i, halflife in enumerate(cfg.levels):
+            prev = tab.levels[w.rows, i]
+            level = np.where(
+                w.count == 0, w.value, prev + (1 - 0.5 ** (1 / halflife)) * (w.value - prev)
+            )
+            tab.levels[w.rows, i] = level
+            cols.append(np.clip((w.value - level) / w.scale, -cfg.clip_sigma, cfg.clip_sigma))
         return np.ascontiguousarray(np.stack(cols, axis=1))
 
     def _season_lags(self, w: _Wave) -> F64Array:
@@ -135,7 +145,7 @@ class OnlineForecaster(StreamModel):
                  s.num_layers, s.reset_after)  # fmt: skip
         out = np.empty((w.rows.size, self.horizon))
         gru_readout(self.params, tab.h, w.rows, out, s.input_size, s.hidden_size, s.num_layers)
-        return w.value[:, None] + w.scale[:, None] * out
+        return w.value[:, None] + w.scale[:, None] * (self.shrink[None, :] * out)
 
     # --- the retraining schedule, in event terms --------------------------------
     def _cut_limit(self, ts: F64Array) -> int:
@@ -160,6 +170,8 @@ class OnlineForecaster(StreamModel):
             return
         if self._next_time == -math.inf and cfg.retrain_interval > 0:
             self._next_time = last_ts + cfg.retrain_interval
+        if not self.retrain_enabled:
+            return
         by_count = bool(cfg.retrain_every) and self.n_events % cfg.retrain_every == 0
         by_time = cfg.retrain_interval > 0 and last_ts >= self._next_time
         if by_count or by_time:
@@ -174,8 +186,8 @@ class OnlineForecaster(StreamModel):
         """
         if self._job is not None:
             return False
-        job = RetrainJob(self.cfg, self.spec, self.params, self.opt_state, self.table,
-                         (self.cfg.seed, self.retrains_started))  # fmt: skip
+        job = RetrainJob(self.cfg, self.spec, self.params, self.opt_state, self.shrink,
+                         self.table, (self.cfg.seed, self.retrains_started))  # fmt: skip
         if not job.ready:
             return False
         self.retrains_started += 1
@@ -197,7 +209,7 @@ class OnlineForecaster(StreamModel):
             return
         self.retrains_accepted += 1
         self.model_version += 1
-        self.params, self.opt_state = res.params, res.opt_state
+        self.params, self.opt_state, self.shrink = res.params, res.opt_state, res.shrink
         self._rebuild(res)
 
     def _rebuild(self, res: RetrainResult) -> None:
@@ -227,9 +239,10 @@ class OnlineForecaster(StreamModel):
         return {"cfg": self.cfg.to_dict()}
 
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {"params": self.params, "opt_state": self.opt_state}
+        arrays = {"params": self.params, "opt_state": self.opt_state, "shrink": self.shrink}
         meta: dict[str, Any] = {
             "retrains": [self.retrains_started, self.retrains_accepted, self.retrains_rejected],
+            "retrain_enabled": self.retrain_enabled,
             "retrain_log": self.retrain_log, "swap_at": self._swap_at, "next_time": self._next_time,
             "job": None,
         }  # fmt: skip
@@ -247,8 +260,10 @@ class OnlineForecaster(StreamModel):
                    f"({self.spec.n_params},)")  # fmt: skip
             raise ValueError(msg)
         self.params, self.opt_state = arrays["params"], arrays["opt_state"]
+        self.shrink = arrays["shrink"]
         self.retrains_started, self.retrains_accepted, self.retrains_rejected = meta["retrains"]
         self.retrain_log = meta["retrain_log"]
+        self.retrain_enabled = meta["retrain_enabled"]
         self._swap_at, self._next_time = meta["swap_at"], meta["next_time"]
         job = meta["job"]
         if job is not None:

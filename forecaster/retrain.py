@@ -21,36 +21,48 @@ from forecaster.series import SeriesTable
 
 @dataclass(frozen=True)
 class Windows:
-    """Training windows: inputs ``x (B, T, D)``, targets and weights ``(B, T, K)``."""
+    """Training windows: inputs ``x (B, T, D)``, targets and weights ``(B, T, K)``.
+
+    ``start`` is the event index (in its series) of each window's first event.
+    """
 
     x: F64Array
     y: F64Array
     w: F64Array
-
-    def take(self, sel: slice | I64Array) -> Windows:
-        """A subset of the windows."""
-        return Windows(self.x[sel], self.y[sel], self.w[sel])
+    start: I64Array
 
 
 def sample_windows(
-    table: SeriesTable, cfg: ForecasterConfig, rng: np.random.Generator, n: int
+    table: SeriesTable,
+    cfg: ForecasterConfig,
+    rng: np.random.Generator,
+    n: int,
+    recent: bool | None = None,
 ) -> Windows | None:
-    """Draw ``n`` windows uniformly over every window the histories hold.
+    """Draw ``n`` windows uniformly over the windows the histories hold.
 
     Targets are ``(y[t+k] - y[t]) / scale[t]``; weights are 0 for the first ``burn_in``
-    positions and where ``t + k`` is not yet in the history. ``None`` when no series has
-    a full window yet.
+    positions and where ``t + k`` is not yet in the history. With ``recent=True`` only
+    windows ending in the last ``validation_fraction`` of each history are drawn, with
+    ``recent=False`` only those ending before it (the future is held out from training),
+    with ``None`` any. ``None`` is returned when no series has such a window.
     """
     rows = table.active_rows()
     counts = table.count[rows]
     avail = np.minimum(counts, cfg.history)
-    per_row = np.maximum(avail - cfg.window + 1, 0)
+    first = counts - avail  # oldest event index still held
+    lo = np.zeros_like(avail)  # window starts, as offsets from ``first``
+    hi = np.maximum(avail - cfg.window + 1, 0)  # exclusive
+    if recent is not None:
+        cut = np.maximum(avail - cfg.window - np.round(cfg.validation_fraction * avail), 0)
+        cut = cut.astype(np.int64)
+        lo, hi = (np.minimum(cut, hi), hi) if recent else (lo, np.minimum(cut, hi))
+    per_row = np.maximum(hi - lo, 0)
     if per_row.sum() == 0:
         return None
     pick = rng.choice(rows.size, size=n, p=per_row / per_row.sum())
     r = rows[pick]
-    first = counts[pick] - avail[pick]  # oldest event index still held
-    start = first + rng.integers(0, per_row[pick])
+    start = first[pick] + lo[pick] + rng.integers(0, per_row[pick])
     k, t = cfg.horizon, cfg.window
     idx = start[:, None] + np.arange(t)[None, :]  # event indices (B, T)
     h = cfg.history
@@ -63,7 +75,25 @@ def sample_windows(
     target = np.where(known, (y_fut - y_now[:, :, None]) / scale[:, :, None], 0.0)
     weight = known.astype(np.float64)
     weight[:, : cfg.burn_in] = 0.0
-    return Windows(x, target, weight)
+    return Windows(x, target, weight, start)
+
+
+def fit_shrink(out: F64Array, target: F64Array, weight: F64Array, kind: Loss) -> F64Array:
+    """Per step, the factor in [0, 1] (grid of 0.05) that best scales ``out`` to ``target``.
+
+    ``out``, ``target``, ``weight`` are ``(B, T, K)``; the loss is the training loss.
+    A factor of 0 means "no change from the last value" serves that step best.
+    """
+    grid = np.linspace(0.0, 1.0, 21)
+    k = out.shape[2]
+    o, y, w = out.reshape(-1, k), target.reshape(-1, k), weight.reshape(-1, k)
+    best = np.ones(k)
+    for j in range(k):
+        err = grid[:, None] * o[None, :, j] - y[None, :, j]
+        loss = err**2 if kind == Loss.MSE else np.abs(err)
+        total = (loss * w[None, :, j]).sum(axis=1)
+        best[j] = grid[int(np.argmin(total))]
+    return best
 
 
 def rebuild_states(
@@ -106,6 +136,7 @@ class RetrainResult:
 
     params: F64Array
     opt_state: F64Array
+    shrink: F64Array  # per step ahead, applied to the head's outputs
     accepted: bool
     train_loss: float
     val_loss_before: float
@@ -128,21 +159,23 @@ class RetrainJob:
         spec: GRUSpec,
         params: F64Array,
         opt_state: F64Array,
+        shrink: F64Array,
         table: SeriesTable,
         seed: tuple[int, int],
     ) -> None:
         rng = np.random.default_rng(list(seed))
         n_train = cfg.train_steps * cfg.batch_windows
         # Enough to judge a retrain, few enough not to cost more than a share of it.
-        n_val = min(4 * cfg.batch_windows,
-                    max(cfg.batch_windows, round(n_train * cfg.validation_fraction)))  # fmt: skip
-        drawn = sample_windows(table, cfg, rng, n_train + n_val)
-        self.ready = drawn is not None
+        n_val = 4 * cfg.batch_windows
+        # Validation is the recent past, training what came before: a retrain is judged
+        # on how it would have forecast data it did not see.
+        val = sample_windows(table, cfg, rng, n_val, recent=True)
+        train = sample_windows(table, cfg, rng, n_train, recent=False)
+        self.ready = val is not None and train is not None
         self.cfg, self.spec = cfg, spec
-        self.params, self.opt_state = params.copy(), opt_state.copy()
-        if drawn is not None:
-            self.val = drawn.take(slice(0, n_val))
-            self.train = drawn.take(slice(n_val, None))
+        self.params, self.opt_state, self.shrink = params.copy(), opt_state.copy(), shrink.copy()
+        if val is not None and train is not None:
+            self.val, self.train = val, train
         self.rows = table.active_rows()
         self.ids = [table.ids[r] for r in self.rows]
         self.counts = table.count[self.rows].copy()
@@ -179,12 +212,28 @@ class RetrainJob:
         for step in range(cfg.train_steps):
             sel = slice(step * b, (step + 1) * b)
             loss = trainer.step(new, opt, train.x[sel], train.y[sel], train.w[sel])
-        before, _ = trainer.loss_and_grad(old, self.val.x, self.val.y, self.val.w)
-        after, _ = trainer.loss_and_grad(new, self.val.x, self.val.y, self.val.w)
-        ok = bool(np.isfinite(after) and np.all(np.isfinite(new)) and after <= before)
+        before = self._val_loss(trainer, old, self.shrink)
+        ok = bool(np.all(np.isfinite(new)))
+        shrink = self.shrink
+        after = float("nan")
+        if ok:
+            trainer.loss_and_grad(new, self.val.x, self.val.y, self.val.w)
+            out = np.array(trainer.workspace(*self.val.x.shape[:2]).yhat)
+            shrink = fit_shrink(out, self.val.y, self.val.w, trainer.loss)
+            after = self._val_loss(trainer, new, shrink)
+            ok = bool(np.isfinite(after) and after < before)  # a tie gains nothing: keep the old
         zeros = np.zeros((self.rows.size, spec.state_size))
         states = rebuild_states(new, spec, self.recent, self.lengths, zeros) if ok else zeros
         self._result = RetrainResult(
-            new, opt, ok, float(loss), float(before), float(after), states, self.rows, self.ids,
-            self.counts,
+            new, opt, shrink, ok, float(loss), float(before), float(after), states, self.rows,
+            self.ids, self.counts,
         )  # fmt: skip
+
+    def _val_loss(self, trainer: Trainer, params: F64Array, shrink: F64Array) -> float:
+        """Validation loss of the shrunk forecasts (the ones the model would issue)."""
+        v = self.val
+        trainer.loss_and_grad(params, v.x, v.y, v.w)
+        out = trainer.workspace(*v.x.shape[:2]).yhat * shrink[None, None, :]
+        err = out - v.y
+        loss = err**2 if trainer.loss == Loss.MSE else np.abs(err)
+        return float((loss * v.w).sum() / max(v.w.sum(), 1e-300))

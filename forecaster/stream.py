@@ -371,7 +371,10 @@ class StreamModel:
     def _end_block(self) -> None:
         misses, scored = self._block
         rate, target = self.cfg.interval_rate, 1.0 - self.cfg.coverage
-        self.q *= np.exp(rate * (misses - target * scored))
+        # A step on the block's miss rate, not its count: the same equilibrium (misses at
+        # the nominal rate) whatever the block holds, and bounded steps.
+        miss_rate = np.where(scored > 0, misses / np.maximum(scored, 1.0), target)
+        self.q = np.clip(self.q * np.exp(rate * (miss_rate - target)), 1e-6, 1e6)
         self._block[:] = 0.0
         if self.cfg.evict_after > 0:
             self.n_evicted += len(self.table.evict_older_than(self.max_ts - self.cfg.evict_after))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -18,6 +19,104 @@ def main() -> None:
 @main.group()
 def bench() -> None:
     """Benchmarks, measured side by side in one run on this machine."""
+
+
+@bench.command("accuracy")
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=Path(__file__).resolve().parents[1] / "config" / "sensors.toml", show_default=True,
+    help="TOML file whose [model] table configures the GRU.",
+)  # fmt: skip
+@click.option("--seeds", default="0,1,2", show_default=True, help="Seeds; the median is scored.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
+def bench_accuracy(config_path: Path, seeds: str, as_json: bool) -> None:
+    """Prequential MAE at +1 and +12 on the public recordings, beside three baselines."""
+    from pipelines.benchmarks import accuracy
+    from pipelines.modelconfig import load_model_config
+
+    try:
+        cfg = load_model_config(config_path, background=False)
+        seed_list = tuple(int(s) for s in seeds.split(","))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    console = Console(stderr=True)
+    result = accuracy.run(cfg, seed_list, progress=lambda name: console.log(f"scoring {name}"))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    table = Table(
+        title=f"Prequential MAE after a 10% warm-up ({config_path.name}, median of seeds {seeds})"
+    )
+    for col in ("stream", "GRU +1", "best +1", "ratio", "GRU +12", "best +12", "ratio", "coverage"):
+        table.add_column(col, justify="left" if col == "stream" else "right")
+    for r in result["rows"]:
+        table.add_row(
+            r["stream"], f"{r['gru+1']:.4g}", f"{r['best+1']:.4g}", f"{r['ratio+1']:.3f}",
+            f"{r['gru+12']:.4g}", f"{r['best+12']:.4g}", f"{r['ratio+12']:.3f}",
+            f"{r['coverage_min']:.3f}-{r['coverage_max']:.3f}",
+        )  # fmt: skip
+    out = Console(width=max(Console().width, 110))
+    out.print(table)
+    for key, value in result["verdict"].items():
+        out.print(f"{key}: {value}")
+
+
+@bench.command("scale")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
+@click.option("--quick", is_flag=True, help="Two small sizes: a smoke test, not a measurement.")
+def bench_scale(as_json: bool, quick: bool) -> None:
+    """Per-event cost and memory per series, from 1,000 to 100,000 series."""
+    from pipelines.benchmarks import scale
+
+    result = scale.run(quick=quick)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"Per-event cost as series grow (batches of {result['batch']:,} events)")
+    for col in ("series", "us/event", "bytes/series", "state MB", "max RSS MB"):
+        table.add_column(col, justify="right")
+    for r in result["rows"]:
+        table.add_row(
+            f"{r['series']:,}", f"{r['us_per_event']:.2f}", f"{r['bytes_per_series']:,}",
+            f"{r['state_mb']:.0f}", f"{r['max_rss_mb']:.0f}",
+        )  # fmt: skip
+    out = Console(width=max(Console().width, 110))
+    out.print(table)
+    ratio = result["cost_ratio_largest_to_smallest"]
+    out.print(f"cost per event, largest / smallest: {ratio:.2f}x")
+
+
+@bench.command("etth1")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=Path(__file__).resolve().parents[1] / "config" / "etth1.toml",
+    show_default=True,
+    help="TOML file whose [model] table configures the GRU (horizon is set per run).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
+def bench_etth1(config_path: Path, as_json: bool) -> None:
+    """ETTh1 on the published protocol (OT, z-scored, H=24 and 96), frozen and online."""
+    from pipelines.benchmarks import etth1
+    from pipelines.modelconfig import load_model_config
+
+    try:
+        cfg = load_model_config(config_path)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    result = etth1.run(cfg)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    table = Table(title="ETTh1 OT, published protocol: MSE / MAE over steps 1..H (test rows)")
+    for col in ("H", "last value", "GRU frozen", "GRU online", "published"):
+        table.add_column(col, justify="left" if col == "published" else "right")
+    for r in result["rows"]:
+        pub = ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in r["published"].items())
+        cells = [f"{r[k][0]:.4f} / {r[k][1]:.4f}" for k in ("last value", "frozen", "online")]
+        table.add_row(str(r["horizon"]), *cells, pub)
+    Console(width=max(Console().width, 110)).print(table)
 
 
 @bench.command("core")

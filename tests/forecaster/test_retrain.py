@@ -51,3 +51,32 @@ def test_a_diverging_retrain_is_rejected_and_the_old_weights_stay() -> None:
     np.testing.assert_array_equal(model.params, params)
     assert np.all(np.isfinite(upd.yhat))
     assert model.retrain_log[0]["accepted"] == 0.0
+
+
+def test_shrink_is_fitted_per_step_toward_no_change() -> None:
+    from forecaster.core import Loss
+    from forecaster.retrain import fit_shrink
+
+    rng = np.random.default_rng(0)
+    out = rng.normal(size=(4, 10, 3))
+    target = np.stack([out[..., 0], 0.5 * out[..., 1], -out[..., 2]], axis=-1)
+    got = fit_shrink(out, target, np.ones_like(out), Loss.MSE)
+    # step 1 is right as it is, step 2 is twice too big, step 3 has the wrong sign
+    np.testing.assert_allclose(got, [1.0, 0.5, 0.0])
+
+
+def test_validation_windows_are_the_recent_past() -> None:
+    from forecaster.retrain import sample_windows
+
+    cfg = ForecasterConfig(**{**SMALL, "history": 48, "window": 12, "validation_fraction": 0.25})
+    model = OnlineForecaster(cfg)
+    ids, ts, _ = sine(48)
+    model.learn(ids, ts, np.arange(48.0))  # value = event index, to read positions back
+    rng = np.random.default_rng(0)
+    val = sample_windows(model.table, cfg, rng, 200, recent=True)
+    train = sample_windows(model.table, cfg, rng, 200, recent=False)
+    assert val is not None and train is not None
+    # 48 events, windows of 12: starts 0..36. The last quarter (12 events) is held out:
+    # training windows start before 48 - 12 - 12 = 24, validation windows from there on.
+    assert set(train.start.tolist()) == set(range(24))
+    assert set(val.start.tolist()) == set(range(24, 37))
