@@ -96,7 +96,7 @@ class ForecasterConfig:
     learning_rate: float = 3e-3
     clip_norm: float = 1.0
     coverage: float = 0.9
-    interval_rate: float = 0.5
+    interval_rate: float = 2.0
     evict_after: float = 0.0
     background: bool = True
     interval_block: int = 256

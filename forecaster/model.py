@@ -9,12 +9,19 @@ import numpy as np
 
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array, GRUSpec, gru_readout, gru_step, step_workspace
-from forecaster.retrain import RetrainJob, RetrainResult, rebuild_states, recent_inputs
+from forecaster.retrain import (
+    RetrainJob,
+    RetrainResult,
+    anchors,
+    n_anchors,
+    rebuild_states,
+    recent_inputs,
+)
 from forecaster.series import Shapes
 from forecaster.stream import StreamModel, _Wave
 
 _TWO_PI = 2.0 * math.pi
-_RESULT_ARRAYS = ("params", "opt_state", "shrink", "states", "rows", "counts")
+_RESULT_ARRAYS = ("params", "opt_state", "blend", "states", "rows", "counts")
 
 
 class _Finished:
@@ -64,7 +71,10 @@ class OnlineForecaster(StreamModel):
         self.spec.views(self.params)["head.weight"][...] = 0.0
         self.spec.views(self.params)["head.bias"][...] = 0.0
         self.opt_state = cfg.make_optimizer().init_state(self.spec.n_params)
-        self.shrink = np.ones(cfg.horizon)  # validated per-step scaling of the head's output
+        # How each step's forecast mixes the candidates (retrain.anchors): the GRU alone
+        # until a retrain fits it on held-out recent windows.
+        self.blend = np.zeros((cfg.horizon, n_anchors(cfg)))
+        self.blend[:, 0] = 1.0
         self.retrain_enabled = True  # False: keep learning states, never retrain
         self.retrains_started = 0
         self.retrains_accepted = 0
@@ -145,7 +155,8 @@ class OnlineForecaster(StreamModel):
                  s.num_layers, s.reset_after)  # fmt: skip
         out = np.empty((w.rows.size, self.horizon))
         gru_readout(self.params, tab.h, w.rows, out, s.input_size, s.hidden_size, s.num_layers)
-        return w.value[:, None] + w.scale[:, None] * (self.shrink[None, :] * out)
+        change = np.einsum("nkm,km->nk", anchors(out, x, self.cfg), self.blend)
+        return w.value[:, None] + w.scale[:, None] * change
 
     # --- the retraining schedule, in event terms --------------------------------
     def _cut_limit(self, ts: F64Array) -> int:
@@ -186,7 +197,7 @@ class OnlineForecaster(StreamModel):
         """
         if self._job is not None:
             return False
-        job = RetrainJob(self.cfg, self.spec, self.params, self.opt_state, self.shrink,
+        job = RetrainJob(self.cfg, self.spec, self.params, self.opt_state, self.blend,
                          self.table, (self.cfg.seed, self.retrains_started))  # fmt: skip
         if not job.ready:
             return False
@@ -209,7 +220,7 @@ class OnlineForecaster(StreamModel):
             return
         self.retrains_accepted += 1
         self.model_version += 1
-        self.params, self.opt_state, self.shrink = res.params, res.opt_state, res.shrink
+        self.params, self.opt_state, self.blend = res.params, res.opt_state, res.blend
         self._rebuild(res)
 
     def _rebuild(self, res: RetrainResult) -> None:
@@ -239,7 +250,7 @@ class OnlineForecaster(StreamModel):
         return {"cfg": self.cfg.to_dict()}
 
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {"params": self.params, "opt_state": self.opt_state, "shrink": self.shrink}
+        arrays = {"params": self.params, "opt_state": self.opt_state, "blend": self.blend}
         meta: dict[str, Any] = {
             "retrains": [self.retrains_started, self.retrains_accepted, self.retrains_rejected],
             "retrain_enabled": self.retrain_enabled,
@@ -260,7 +271,7 @@ class OnlineForecaster(StreamModel):
                    f"({self.spec.n_params},)")  # fmt: skip
             raise ValueError(msg)
         self.params, self.opt_state = arrays["params"], arrays["opt_state"]
-        self.shrink = arrays["shrink"]
+        self.blend = arrays["blend"]
         self.retrains_started, self.retrains_accepted, self.retrains_rejected = meta["retrains"]
         self.retrain_log = meta["retrain_log"]
         self.retrain_enabled = meta["retrain_enabled"]

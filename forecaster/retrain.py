@@ -78,22 +78,48 @@ def sample_windows(
     return Windows(x, target, weight, start)
 
 
-def fit_shrink(out: F64Array, target: F64Array, weight: F64Array, kind: Loss) -> F64Array:
-    """Per step, the factor in [0, 1] (grid of 0.05) that best scales ``out`` to ``target``.
+def anchors(out: F64Array, x: F64Array, cfg: ForecasterConfig) -> F64Array:
+    """The candidate forecasts of the change, per step: ``(..., K, M)``.
 
-    ``out``, ``target``, ``weight`` are ``(B, T, K)``; the loss is the training loss.
-    A factor of 0 means "no change from the last value" serves that step best.
+    ``out (..., K)`` is the head's output and ``x (..., D)`` the inputs of the same
+    event. Candidates: the GRU, then each running level (``level - y``, mean
+    reversion), then with ``season`` the seasonal-naive change for each step.
+    """
+    k = cfg.horizon
+    cols = [out]
+    first = 1 + int(cfg.use_dt) + 2 * len(cfg.calendar) + len(cfg.covariates)
+    lags = k if cfg.season > 0 else 0
+    for j in range(len(cfg.levels)):
+        level = -x[..., first + lags + j]
+        cols.append(np.repeat(level[..., None], k, axis=-1))
+    if lags:
+        cols.append(x[..., first : first + k])
+    return np.stack(cols, axis=-1)
+
+
+def n_anchors(cfg: ForecasterConfig) -> int:
+    """How many candidates :func:`anchors` gives."""
+    return 1 + len(cfg.levels) + int(cfg.season > 0)
+
+
+def fit_blend(cand: F64Array, target: F64Array, weight: F64Array, kind: Loss) -> F64Array:
+    """Per step, one candidate times a factor in [0, 1] (grid of 0.05): ``(K, M)`` weights.
+
+    ``cand`` is ``(B, T, K, M)`` (see :func:`anchors`), ``target`` and ``weight``
+    ``(B, T, K)``; the criterion is the training loss. Each row has one non-zero entry
+    at most: all zero means "no change from the last value" serves that step best.
     """
     grid = np.linspace(0.0, 1.0, 21)
-    k = out.shape[2]
-    o, y, w = out.reshape(-1, k), target.reshape(-1, k), weight.reshape(-1, k)
-    best = np.ones(k)
+    k, m = cand.shape[2], cand.shape[3]
+    c, y, w = cand.reshape(-1, k, m), target.reshape(-1, k), weight.reshape(-1, k)
+    blend = np.zeros((k, m))
     for j in range(k):
-        err = grid[:, None] * o[None, :, j] - y[None, :, j]
+        err = grid[:, None, None] * c[None, :, j, :] - y[None, :, j, None]  # (G, N, M)
         loss = err**2 if kind == Loss.MSE else np.abs(err)
-        total = (loss * w[None, :, j]).sum(axis=1)
-        best[j] = grid[int(np.argmin(total))]
-    return best
+        total = np.einsum("gnm,n->gm", loss, w[:, j])
+        g, best = np.unravel_index(int(np.argmin(total)), total.shape)
+        blend[j, best] = grid[g]
+    return blend
 
 
 def rebuild_states(
@@ -136,7 +162,7 @@ class RetrainResult:
 
     params: F64Array
     opt_state: F64Array
-    shrink: F64Array  # per step ahead, applied to the head's outputs
+    blend: F64Array  # (K, M): how each step's forecast mixes the candidates
     accepted: bool
     train_loss: float
     val_loss_before: float
@@ -159,7 +185,7 @@ class RetrainJob:
         spec: GRUSpec,
         params: F64Array,
         opt_state: F64Array,
-        shrink: F64Array,
+        blend: F64Array,
         table: SeriesTable,
         seed: tuple[int, int],
     ) -> None:
@@ -173,7 +199,7 @@ class RetrainJob:
         train = sample_windows(table, cfg, rng, n_train, recent=False)
         self.ready = val is not None and train is not None
         self.cfg, self.spec = cfg, spec
-        self.params, self.opt_state, self.shrink = params.copy(), opt_state.copy(), shrink.copy()
+        self.params, self.opt_state, self.blend = params.copy(), opt_state.copy(), blend.copy()
         if val is not None and train is not None:
             self.val, self.train = val, train
         self.rows = table.active_rows()
@@ -212,28 +238,30 @@ class RetrainJob:
         for step in range(cfg.train_steps):
             sel = slice(step * b, (step + 1) * b)
             loss = trainer.step(new, opt, train.x[sel], train.y[sel], train.w[sel])
-        before = self._val_loss(trainer, old, self.shrink)
+        before = self._val_loss(trainer, old, self.blend)
         ok = bool(np.all(np.isfinite(new)))
-        shrink = self.shrink
+        blend = self.blend
         after = float("nan")
         if ok:
-            trainer.loss_and_grad(new, self.val.x, self.val.y, self.val.w)
-            out = np.array(trainer.workspace(*self.val.x.shape[:2]).yhat)
-            shrink = fit_shrink(out, self.val.y, self.val.w, trainer.loss)
-            after = self._val_loss(trainer, new, shrink)
+            blend = fit_blend(self._candidates(trainer, new), self.val.y, self.val.w, trainer.loss)
+            after = self._val_loss(trainer, new, blend)
             ok = bool(np.isfinite(after) and after < before)  # a tie gains nothing: keep the old
         zeros = np.zeros((self.rows.size, spec.state_size))
         states = rebuild_states(new, spec, self.recent, self.lengths, zeros) if ok else zeros
         self._result = RetrainResult(
-            new, opt, shrink, ok, float(loss), float(before), float(after), states, self.rows,
+            new, opt, blend, ok, float(loss), float(before), float(after), states, self.rows,
             self.ids, self.counts,
         )  # fmt: skip
 
-    def _val_loss(self, trainer: Trainer, params: F64Array, shrink: F64Array) -> float:
-        """Validation loss of the shrunk forecasts (the ones the model would issue)."""
+    def _candidates(self, trainer: Trainer, params: F64Array) -> F64Array:
         v = self.val
         trainer.loss_and_grad(params, v.x, v.y, v.w)
-        out = trainer.workspace(*v.x.shape[:2]).yhat * shrink[None, None, :]
+        return anchors(np.array(trainer.workspace(*v.x.shape[:2]).yhat), v.x, self.cfg)
+
+    def _val_loss(self, trainer: Trainer, params: F64Array, blend: F64Array) -> float:
+        """Validation loss of the blended forecasts (the ones the model would issue)."""
+        v = self.val
+        out = np.einsum("btkm,km->btk", self._candidates(trainer, params), blend)
         err = out - v.y
         loss = err**2 if trainer.loss == Loss.MSE else np.abs(err)
         return float((loss * v.w).sum() / max(v.w.sum(), 1e-300))

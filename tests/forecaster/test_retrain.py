@@ -53,16 +53,18 @@ def test_a_diverging_retrain_is_rejected_and_the_old_weights_stay() -> None:
     assert model.retrain_log[0]["accepted"] == 0.0
 
 
-def test_shrink_is_fitted_per_step_toward_no_change() -> None:
+def test_blend_picks_per_step_the_best_candidate_and_factor() -> None:
     from forecaster.core import Loss
-    from forecaster.retrain import fit_shrink
+    from forecaster.retrain import fit_blend
 
     rng = np.random.default_rng(0)
-    out = rng.normal(size=(4, 10, 3))
-    target = np.stack([out[..., 0], 0.5 * out[..., 1], -out[..., 2]], axis=-1)
-    got = fit_shrink(out, target, np.ones_like(out), Loss.MSE)
-    # step 1 is right as it is, step 2 is twice too big, step 3 has the wrong sign
-    np.testing.assert_allclose(got, [1.0, 0.5, 0.0])
+    cand = rng.normal(size=(4, 10, 3, 2))
+    target = np.stack(
+        [cand[..., 0, 0], 0.5 * cand[..., 1, 1], rng.normal(size=(4, 10)) * 1e-3], axis=-1
+    )
+    got = fit_blend(cand, target, np.ones_like(target), Loss.MAE)
+    # step 1 is candidate 0 as it is; step 2 half of candidate 1; step 3 is "no change"
+    np.testing.assert_allclose(got, [[1.0, 0.0], [0.0, 0.5], [0.0, 0.0]])
 
 
 def test_validation_windows_are_the_recent_past() -> None:
