@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -35,3 +36,36 @@ def test_bench_core_json_holds_every_figure_and_ratio() -> None:
         assert row["fraction_of_bound"] == pytest.approx(row["bound_us"] / row["ours_us"])
     assert report["machine"]["torch_threads"] == 1
     assert report["machine"]["matmul_gflops_1thread"] > 0
+
+
+@needs_jit
+def test_bench_scale_quick_reports_memory_and_cost_ratio() -> None:
+    result = CliRunner().invoke(main, ["bench", "scale", "--quick", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    rows = report["rows"]
+    assert [r["series"] for r in rows] == [1_000, 10_000]
+    assert rows[0]["bytes_per_series"] == rows[1]["bytes_per_series"] > 0
+    assert rows[1]["state_mb"] > rows[0]["state_mb"]
+    assert report["cost_ratio_largest_to_smallest"] == pytest.approx(
+        rows[1]["us_per_event"] / rows[0]["us_per_event"]
+    )
+
+
+def test_accuracy_runner_scores_a_recording_beside_the_baselines() -> None:
+    from forecaster import ForecasterConfig
+    from pipelines.benchmarks.accuracy import run_stream, verdict
+    from pipelines.datasets import Recording
+
+    t = np.arange(3000.0) * 3600
+    y = np.sin(2 * np.pi * t / 86400) + np.random.default_rng(0).normal(scale=0.1, size=t.size)
+    cfg = ForecasterConfig(horizon=12, hidden_size=4, history=96, window=48, burn_in=8,
+                           train_steps=5, batch_windows=8, retrain_every=500, swap_delay=50,
+                           rebuild_steps=24, background=False)  # fmt: skip
+    row = run_stream(Recording("sine", t, y), cfg, seeds=(0,))
+    assert row["season"] == 24
+    for step in (1, 12):
+        best = min(row[f"{b}+{step}"] for b in ("last value", "seasonal naive", "ewma"))
+        assert row[f"best+{step}"] == best
+        assert row[f"ratio+{step}"] == pytest.approx(row[f"gru+{step}"] / best)
+    assert verdict([row] * 6)["coverage_in_85_95"].endswith("(bar: 6)")
