@@ -155,7 +155,7 @@ class OnlineForecaster(StreamModel):
                  s.num_layers, s.reset_after)  # fmt: skip
         out = np.empty((w.rows.size, self.horizon))
         gru_readout(self.params, tab.h, w.rows, out, s.input_size, s.hidden_size, s.num_layers)
-        change = np.einsum("nkm,km->nk", anchors(out, x, self.cfg), self.blend)
+        change: F64Array = np.einsum("nkm,km->nk", anchors(out, x, self.cfg), self.blend)
         return w.value[:, None] + w.scale[:, None] * change
 
     # --- the retraining schedule, in event terms --------------------------------

@@ -10,6 +10,19 @@ from rich.console import Console
 from rich.table import Table
 
 
+def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...] = ()) -> Table:
+    """A report table: ``left`` columns left-aligned, the figures right-aligned."""
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="left" if col in left else "right")
+    return table
+
+
+def _console() -> Console:
+    """Standard output, at least 110 columns wide so report tables never wrap."""
+    return Console(width=max(Console().width, 110))
+
+
 @click.group()
 @click.version_option(package_name="gru-stream-forecaster")
 def main() -> None:
@@ -55,7 +68,7 @@ def bench_accuracy(config_path: Path, seeds: str, as_json: bool) -> None:
             f"{r['gru+12']:.4g}", f"{r['best+12']:.4g}", f"{r['ratio+12']:.3f}",
             f"{r['coverage_min']:.3f}-{r['coverage_max']:.3f}",
         )  # fmt: skip
-    out = Console(width=max(Console().width, 110))
+    out = _console()
     out.print(table)
     for key, value in result["verdict"].items():
         out.print(f"{key}: {value}")
@@ -72,15 +85,16 @@ def bench_scale(as_json: bool, quick: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    table = Table(title=f"Per-event cost as series grow (batches of {result['batch']:,} events)")
-    for col in ("series", "us/event", "bytes/series", "state MB", "max RSS MB"):
-        table.add_column(col, justify="right")
+    table = _table(
+        f"Per-event cost as series grow (batches of {result['batch']:,} events)",
+        ("series", "us/event", "bytes/series", "state MB", "max RSS MB"),
+    )
     for r in result["rows"]:
         table.add_row(
             f"{r['series']:,}", f"{r['us_per_event']:.2f}", f"{r['bytes_per_series']:,}",
             f"{r['state_mb']:.0f}", f"{r['max_rss_mb']:.0f}",
         )  # fmt: skip
-    out = Console(width=max(Console().width, 110))
+    out = _console()
     out.print(table)
     ratio = result["cost_ratio_largest_to_smallest"]
     out.print(f"cost per event, largest / smallest: {ratio:.2f}x")
@@ -109,14 +123,16 @@ def bench_etth1(config_path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    table = Table(title="ETTh1 OT, published protocol: MSE / MAE over steps 1..H (test rows)")
-    for col in ("H", "last value", "GRU frozen", "GRU online", "published"):
-        table.add_column(col, justify="left" if col == "published" else "right")
+    table = _table(
+        "ETTh1 OT, published protocol: MSE / MAE over steps 1..H (test rows)",
+        ("H", "last value", "GRU frozen", "GRU online", "published"),
+        left=("published",),
+    )
     for r in result["rows"]:
         pub = ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in r["published"].items())
         cells = [f"{r[k][0]:.4f} / {r[k][1]:.4f}" for k in ("last value", "frozen", "online")]
         table.add_row(str(r["horizon"]), *cells, pub)
-    Console(width=max(Console().width, 110)).print(table)
+    _console().print(table)
 
 
 @bench.command("core")
@@ -131,15 +147,17 @@ def bench_core(as_json: bool, quick: bool) -> None:
         click.echo(json.dumps(result, indent=2))
         return
     m = result["machine"]
-    table = Table(title="GRU kernels vs PyTorch (one thread, float64, medians)")
-    for col in ("case", "unit", "ours", "torch", "speedup", "lower bound", "of bound"):
-        table.add_column(col, justify="left" if col in ("case", "unit") else "right")
+    table = _table(
+        "GRU kernels vs PyTorch (one thread, float64, medians)",
+        ("case", "unit", "ours", "torch", "speedup", "lower bound", "of bound"),
+        left=("case", "unit"),
+    )
     for r in result["rows"]:
         table.add_row(
             r["name"], r["unit"], f"{r['ours_us']:.3f}", f"{r['torch_us']:.3f}",
             f"{r['speedup']:.1f}x", f"{r['bound_us']:.3f}", f"{r['fraction_of_bound']:.0%}",
         )  # fmt: skip
-    console = Console(width=max(Console().width, 110))
+    console = _console()
     console.print(table)
     console.print(
         f"numba {m['numba']}, torch {m['torch']} ({m['torch_threads']} thread), "
