@@ -13,7 +13,7 @@ import numpy as np
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array
 from forecaster.series import Shapes
-from forecaster.stream import StreamModel, _Wave
+from forecaster.stream import StreamModel, Wave
 
 
 def _config(horizon: int, coverage: float) -> ForecasterConfig:
@@ -34,7 +34,7 @@ class LastValue(StreamModel):
     def __init__(self, horizon: int = 12, coverage: float = 0.9) -> None:
         super().__init__(_config(horizon, coverage))
 
-    def _advance(self, w: _Wave) -> F64Array:
+    def _advance(self, w: Wave) -> F64Array:
         return np.repeat(w.value[:, None], self.horizon, axis=1)
 
 
@@ -64,7 +64,7 @@ class SeasonalNaive(StreamModel):
     def _extra_shapes(self) -> Shapes:
         return {"season_y": (self.season,)}
 
-    def _advance(self, w: _Wave) -> F64Array:
+    def _advance(self, w: Wave) -> F64Array:
         tab, m = self.table, self.season
         tab.season_y[w.rows, w.count % m] = w.value
         steps = np.arange(1, self.horizon + 1)
@@ -102,7 +102,7 @@ class EWMA(StreamModel):
     def _extra_shapes(self) -> Shapes:
         return {"level": ()}
 
-    def _advance(self, w: _Wave) -> F64Array:
+    def _advance(self, w: Wave) -> F64Array:
         tab = self.table
         prev = tab.level[w.rows]
         level = np.where(w.count == 0, w.value, prev + self.alpha * (w.value - prev))

@@ -18,7 +18,7 @@ from forecaster.retrain import (
     recent_inputs,
 )
 from forecaster.series import Shapes
-from forecaster.stream import StreamModel, _Wave
+from forecaster.stream import StreamModel, Wave
 
 _TWO_PI = 2.0 * math.pi
 _RESULT_ARRAYS = ("params", "opt_state", "blend", "states", "rows", "counts")
@@ -98,7 +98,7 @@ class OnlineForecaster(StreamModel):
         }
 
     # --- per event --------------------------------------------------------------
-    def _inputs(self, w: _Wave) -> F64Array:
+    def _inputs(self, w: Wave) -> F64Array:
         cfg, tab = self.cfg, self.table
         cols = [np.clip(w.change, -cfg.clip_sigma, cfg.clip_sigma)]
         if cfg.use_dt:
@@ -129,7 +129,7 @@ class OnlineForecaster(StreamModel):
             cols.append(np.clip((w.value - level) / w.scale, -cfg.clip_sigma, cfg.clip_sigma))
         return np.ascontiguousarray(np.stack(cols, axis=1))
 
-    def _season_lags(self, w: _Wave) -> F64Array:
+    def _season_lags(self, w: Wave) -> F64Array:
         """``(y[t+k-m] - y[t]) / scale`` for k = 1..K; 0 where not in the history."""
         cfg, tab = self.cfg, self.table
         m = np.where(
@@ -144,7 +144,7 @@ class OnlineForecaster(StreamModel):
         lag = np.where(ok, (past - w.value[:, None]) / w.scale[:, None], 0.0)
         return np.clip(lag, -cfg.clip_sigma, cfg.clip_sigma)
 
-    def _advance(self, w: _Wave) -> F64Array:
+    def _advance(self, w: Wave) -> F64Array:
         tab, s = self.table, self.spec
         x = self._inputs(w)
         slot = w.count % self.cfg.history

@@ -61,8 +61,8 @@ class Update:
 
 
 @dataclass
-class _Wave:
-    """Events of one cut with no series twice; fields are per event."""
+class Wave:
+    """Events of one cut, no series twice, for ``StreamModel._advance``; fields are per event."""
 
     pos: I64Array  # positions in the output arrays
     rows: I64Array
@@ -98,7 +98,7 @@ class StreamModel:
     def _extra_shapes(self) -> Shapes:
         return {}
 
-    def _advance(self, w: _Wave) -> F64Array:
+    def _advance(self, w: Wave) -> F64Array:
         """Learn a wave's events; return their forecasts ``(n, K)``."""
         raise NotImplementedError
 
@@ -356,7 +356,7 @@ class StreamModel:
         scale_prev = np.maximum(np.where(var0 > 0, sd0, np.sqrt(var1)), floor)
         scale = np.maximum(np.sqrt(var1), floor)
         mdt1 = np.where(c <= 1, dt, mdt0 + a * (dt - mdt0))
-        wave = _Wave(pos, rows, c, t, y, cov_all[ev], clipped / scale_prev, dt, mdt0, scale)
+        wave = Wave(pos, rows, c, t, y, cov_all[ev], clipped / scale_prev, dt, mdt0, scale)
         yhat = self._advance(wave)
         width = self.q[None, :] * scale[:, None]
         slot = c % k

@@ -73,7 +73,7 @@ def test_validation_windows_are_the_recent_past() -> None:
     cfg = ForecasterConfig(**{**SMALL, "history": 48, "window": 12, "validation_fraction": 0.25})
     model = OnlineForecaster(cfg)
     ids, ts, _ = sine(48)
-    model.learn(ids, ts, np.arange(48.0))  # value = event index, to read positions back
+    model.learn(ids, ts, np.arange(48.0))
     rng = np.random.default_rng(0)
     val = sample_windows(model.table, cfg, rng, 200, recent=True)
     train = sample_windows(model.table, cfg, rng, 200, recent=False)
