@@ -42,7 +42,8 @@ class ForecasterConfig:
     History and retraining
         Each series keeps its last ``history`` events for training windows. A retrain
         starts every ``retrain_every`` events (counted over all series) and/or every
-        ``retrain_interval`` seconds of event time (0 disables either); it draws
+        ``retrain_interval`` seconds of event time (0 disables either), and once after
+        ``first_retrain`` events (0: no extra one), so a new model learns early; it draws
         ``train_steps`` batches of ``batch_windows`` windows of ``window`` events, the
         first ``burn_in`` of each unscored. Its new weights swap in exactly
         ``swap_delay`` events after the start (the hot path waits if training is
@@ -86,6 +87,7 @@ class ForecasterConfig:
     batch_windows: int = 32
     train_steps: int = 60
     retrain_every: int = 2000
+    first_retrain: int = 0
     retrain_interval: float = 0.0
     swap_delay: int = 200
     rebuild_steps: int = 48
@@ -109,7 +111,8 @@ class ForecasterConfig:
         )  # fmt: skip
         for name in positive_ints:
             _check_int(name, getattr(self, name), 1)
-        for name in ("burn_in", "retrain_every", "swap_delay", "rebuild_steps", "seed"):
+        for name in ("burn_in", "retrain_every", "first_retrain", "swap_delay", "rebuild_steps",
+                     "seed"):  # fmt: skip
             _check_int(name, getattr(self, name), 0)
         for name in ("scale_halflife", "clip_sigma", "huber_delta", "learning_rate", "clip_norm",
                      "interval_rate"):  # fmt: skip

@@ -10,6 +10,7 @@ import numpy as np
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array, GRUSpec, gru_readout, gru_step, step_workspace
 from forecaster.retrain import (
+    BLEND_GRID,
     RetrainJob,
     RetrainResult,
     anchors,
@@ -21,7 +22,7 @@ from forecaster.series import Shapes
 from forecaster.stream import StreamModel, Wave
 
 _TWO_PI = 2.0 * math.pi
-_RESULT_ARRAYS = ("params", "opt_state", "blend", "states", "rows", "counts")
+_RESULT_ARRAYS = ("params", "opt_state", "blend", "blend_losses", "states", "rows", "counts")
 
 
 class _Finished:
@@ -75,6 +76,7 @@ class OnlineForecaster(StreamModel):
         # until a retrain fits it on held-out recent windows.
         self.blend = np.zeros((cfg.horizon, n_anchors(cfg)))
         self.blend[:, 0] = 1.0
+        self.blend_losses = np.zeros((cfg.horizon, BLEND_GRID.size, n_anchors(cfg)))
         self.retrain_enabled = True  # False: keep learning states, never retrain
         self.retrains_started = 0
         self.retrains_accepted = 0
@@ -161,9 +163,11 @@ class OnlineForecaster(StreamModel):
     # --- the retraining schedule, in event terms --------------------------------
     def _cut_limit(self, ts: F64Array) -> int:
         limit = int(ts.shape[0])
-        every = self.cfg.retrain_every
+        every, first = self.cfg.retrain_every, self.cfg.first_retrain
         if every:
             limit = min(limit, every - self.n_events % every)
+        if first > self.n_events:
+            limit = min(limit, first - self.n_events)
         if self._job is not None:
             limit = min(limit, self._swap_at - self.n_events)
         elif self.cfg.retrain_interval > 0:
@@ -184,6 +188,7 @@ class OnlineForecaster(StreamModel):
         if not self.retrain_enabled:
             return
         by_count = bool(cfg.retrain_every) and self.n_events % cfg.retrain_every == 0
+        by_count = by_count or (cfg.first_retrain > 0 and self.n_events == cfg.first_retrain)
         by_time = cfg.retrain_interval > 0 and last_ts >= self._next_time
         if by_count or by_time:
             if cfg.retrain_interval > 0:
@@ -198,7 +203,8 @@ class OnlineForecaster(StreamModel):
         if self._job is not None:
             return False
         job = RetrainJob(self.cfg, self.spec, self.params, self.opt_state, self.blend,
-                         self.table, (self.cfg.seed, self.retrains_started))  # fmt: skip
+                         self.blend_losses, self.table,
+                         (self.cfg.seed, self.retrains_started))  # fmt: skip
         if not job.ready:
             return False
         self.retrains_started += 1
@@ -221,6 +227,7 @@ class OnlineForecaster(StreamModel):
         self.retrains_accepted += 1
         self.model_version += 1
         self.params, self.opt_state, self.blend = res.params, res.opt_state, res.blend
+        self.blend_losses = res.blend_losses
         self._rebuild(res)
 
     def _rebuild(self, res: RetrainResult) -> None:
@@ -250,7 +257,8 @@ class OnlineForecaster(StreamModel):
         return {"cfg": self.cfg.to_dict()}
 
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {"params": self.params, "opt_state": self.opt_state, "blend": self.blend}
+        arrays = {"params": self.params, "opt_state": self.opt_state, "blend": self.blend,
+                  "blend_losses": self.blend_losses}  # fmt: skip
         meta: dict[str, Any] = {
             "retrains": [self.retrains_started, self.retrains_accepted, self.retrains_rejected],
             "retrain_enabled": self.retrain_enabled,
@@ -271,7 +279,7 @@ class OnlineForecaster(StreamModel):
                    f"({self.spec.n_params},)")  # fmt: skip
             raise ValueError(msg)
         self.params, self.opt_state = arrays["params"], arrays["opt_state"]
-        self.blend = arrays["blend"]
+        self.blend, self.blend_losses = arrays["blend"], arrays["blend_losses"]
         self.retrains_started, self.retrains_accepted, self.retrains_rejected = meta["retrains"]
         self.retrain_log = meta["retrain_log"]
         self.retrain_enabled = meta["retrain_enabled"]

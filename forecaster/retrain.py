@@ -102,24 +102,43 @@ def n_anchors(cfg: ForecasterConfig) -> int:
     return 1 + len(cfg.levels) + int(cfg.season > 0)
 
 
-def fit_blend(cand: F64Array, target: F64Array, weight: F64Array, kind: Loss) -> F64Array:
-    """Per step, one candidate times a factor in [0, 1] (grid of 0.05): ``(K, M)`` weights.
+BLEND_GRID = np.linspace(0.0, 1.0, 21)
+BLEND_MEMORY = 0.7  # weight of earlier retrains' evidence in the blend's choice
+
+
+def blend_losses(cand: F64Array, target: F64Array, weight: F64Array, kind: Loss) -> F64Array:
+    """Mean loss of every (step, factor, candidate): ``(K, G, M)``.
 
     ``cand`` is ``(B, T, K, M)`` (see :func:`anchors`), ``target`` and ``weight``
-    ``(B, T, K)``; the criterion is the training loss. Each row has one non-zero entry
-    at most: all zero means "no change from the last value" serves that step best.
+    ``(B, T, K)``; factors are :data:`BLEND_GRID`; the loss is the training loss.
     """
-    grid = np.linspace(0.0, 1.0, 21)
     k, m = cand.shape[2], cand.shape[3]
     c, y, w = cand.reshape(-1, k, m), target.reshape(-1, k), weight.reshape(-1, k)
+    out = np.zeros((k, BLEND_GRID.size, m))
+    for j in range(k):
+        err = BLEND_GRID[:, None, None] * c[None, :, j, :] - y[None, :, j, None]  # (G, N, M)
+        loss = err**2 if kind == Loss.MSE else np.abs(err)
+        out[j] = np.einsum("gnm,n->gm", loss, w[:, j]) / max(float(w[:, j].sum()), 1e-300)
+    return out
+
+
+def pick_blend(losses: F64Array) -> F64Array:
+    """Per step, the one candidate and factor of least loss: ``(K, M)`` weights.
+
+    Each row has one non-zero entry at most: all zero means "no change from the last
+    value" serves that step best.
+    """
+    k, _, m = losses.shape
     blend = np.zeros((k, m))
     for j in range(k):
-        err = grid[:, None, None] * c[None, :, j, :] - y[None, :, j, None]  # (G, N, M)
-        loss = err**2 if kind == Loss.MSE else np.abs(err)
-        total = np.einsum("gnm,n->gm", loss, w[:, j])
-        g, best = np.unravel_index(int(np.argmin(total)), total.shape)
-        blend[j, best] = grid[g]
+        g, best = np.unravel_index(int(np.argmin(losses[j])), losses[j].shape)
+        blend[j, best] = BLEND_GRID[g]
     return blend
+
+
+def fit_blend(cand: F64Array, target: F64Array, weight: F64Array, kind: Loss) -> F64Array:
+    """:func:`pick_blend` of these windows alone."""
+    return pick_blend(blend_losses(cand, target, weight, kind))
 
 
 def rebuild_states(
@@ -163,6 +182,7 @@ class RetrainResult:
     params: F64Array
     opt_state: F64Array
     blend: F64Array  # (K, M): how each step's forecast mixes the candidates
+    blend_losses: F64Array  # (K, G, M): running record the blend was picked from
     accepted: bool
     train_loss: float
     val_loss_before: float
@@ -186,6 +206,7 @@ class RetrainJob:
         params: F64Array,
         opt_state: F64Array,
         blend: F64Array,
+        blend_record: F64Array,
         table: SeriesTable,
         seed: tuple[int, int],
     ) -> None:
@@ -200,6 +221,7 @@ class RetrainJob:
         self.ready = val is not None and train is not None
         self.cfg, self.spec = cfg, spec
         self.params, self.opt_state, self.blend = params.copy(), opt_state.copy(), blend.copy()
+        self.record = blend_record.copy()
         if val is not None and train is not None:
             self.val, self.train = val, train
         self.rows = table.active_rows()
@@ -240,17 +262,25 @@ class RetrainJob:
             loss = trainer.step(new, opt, train.x[sel], train.y[sel], train.w[sel])
         before = self._val_loss(trainer, old, self.blend)
         ok = bool(np.all(np.isfinite(new)))
-        blend = self.blend
+        blend, record = self.blend, self.record
         after = float("nan")
         if ok:
-            blend = fit_blend(self._candidates(trainer, new), self.val.y, self.val.w, trainer.loss)
-            after = self._val_loss(trainer, new, blend)
-            ok = bool(np.isfinite(after) and after < before)  # a tie gains nothing: keep the old
+            losses = blend_losses(self._candidates(trainer, new), self.val.y, self.val.w,
+                                  trainer.loss)  # fmt: skip
+            # Judged on these windows alone; a tie gains nothing, so the old weights stay.
+            after = self._val_loss(trainer, new, pick_blend(losses))
+            ok = bool(np.isfinite(after) and after < before)
+            # Deployed: the choice over this and earlier retrains' evidence, less noisy
+            # than one retrain's few recent windows.
+            record = np.where(np.isfinite(losses), losses, np.inf)
+            if self.record.any():
+                record = BLEND_MEMORY * self.record + (1.0 - BLEND_MEMORY) * record
+            blend = pick_blend(record)
         zeros = np.zeros((self.rows.size, spec.state_size))
         states = rebuild_states(new, spec, self.recent, self.lengths, zeros) if ok else zeros
         self._result = RetrainResult(
-            new, opt, blend, ok, float(loss), float(before), float(after), states, self.rows,
-            self.ids, self.counts,
+            new, opt, blend, record, ok, float(loss), float(before), float(after), states,
+            self.rows, self.ids, self.counts,
         )  # fmt: skip
 
     def _candidates(self, trainer: Trainer, params: F64Array) -> F64Array:

@@ -26,7 +26,11 @@ MODELS: dict[str, Callable[[], StreamModel]] = {
         reset_after=False, num_layers=2, season=600.0, calendar=("hour", "weekday")
     ),
     "gru-covariates-time-retrain": gru(
-        covariates=("load", "temp"), retrain_every=0, retrain_interval=3000.0, use_dt=False
+        covariates=("load", "temp"),
+        retrain_every=0,
+        retrain_interval=3000.0,
+        use_dt=False,
+        first_retrain=50,
     ),
     "last-value": lambda: LastValue(horizon=3),
     "seasonal-naive": lambda: SeasonalNaive(4, horizon=3),
