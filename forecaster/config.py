@@ -28,9 +28,10 @@ class ForecasterConfig:
         changes); optionally the log of the time since the previous event (``use_dt``),
         calendar features (``calendar``: any of ``"hour"``, ``"weekday"``, as sine/cosine
         pairs, UTC), named covariates (``covariates``), each standardised per series, and,
-        when ``season`` (seconds, e.g. 86400) is set, the seasonal-naive forecasts as
-        changes, ``(y[t+k-m] - y[t]) / scale`` for k = 1..K, where m is the season in
-        the series' own events (``season / mean spacing``; 0 where the history is short),
+        for each season in ``seasons`` (seconds, e.g. 86400 for a day), the seasonal-naive
+        forecasts as changes, ``(y[t+k-m*ceil(k/m)] - y[t]) / scale`` for k = 1..K, where
+        m is the season in the series' own events (``season / mean spacing``; 0 where the
+        history is too short),
         and for each halflife in ``levels`` (events) the deviation from the series'
         exponentially weighted level, ``(y[t] - level[t]) / scale``: mean reversion.
     Targets
@@ -77,7 +78,7 @@ class ForecasterConfig:
     use_dt: bool = True
     calendar: tuple[str, ...] = ("hour",)
     covariates: tuple[str, ...] = ()
-    season: float = 0.0
+    seasons: tuple[float, ...] = ()
     levels: tuple[float, ...] = ()
     scale_halflife: float = 500.0
     clip_sigma: float = 8.0
@@ -117,7 +118,7 @@ class ForecasterConfig:
         for name in ("scale_halflife", "clip_sigma", "huber_delta", "learning_rate", "clip_norm",
                      "interval_rate"):  # fmt: skip
             _check_float(name, getattr(self, name), lower=0.0, strict=True)
-        for name in ("retrain_interval", "evict_after", "season"):
+        for name in ("retrain_interval", "evict_after"):
             _check_float(name, getattr(self, name), lower=0.0, strict=False)
         _check_float("coverage", self.coverage, lower=0.0, strict=True)
         if self.coverage >= 1.0:
@@ -146,6 +147,8 @@ class ForecasterConfig:
                 raise ValueError(msg)
         for hl in self.levels:
             _check_float("levels", hl, lower=0.0, strict=True)
+        for season in self.seasons:
+            _check_float("seasons", season, lower=0.0, strict=True)
         if len(set(self.covariates)) != len(self.covariates):
             msg = f"covariates must be distinct, got {self.covariates!r}"
             raise ValueError(msg)
@@ -155,7 +158,7 @@ class ForecasterConfig:
     @property
     def input_size(self) -> int:
         """Features fed to the GRU per event."""
-        lags = self.horizon if self.season > 0 else 0
+        lags = self.horizon * len(self.seasons)
         extra = len(self.covariates) + lags + len(self.levels)
         return 1 + int(self.use_dt) + 2 * len(self.calendar) + extra
 

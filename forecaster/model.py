@@ -120,8 +120,8 @@ class OnlineForecaster(StreamModel):
             new_mean = np.where(first, w.cov, mean + a * (w.cov - mean))
             tab.cov_var[w.rows] = np.where(first, 0.0, (1 - a) * (var + a * (w.cov - mean) ** 2))
             tab.cov_mean[w.rows] = new_mean
-        if cfg.season > 0:
-            cols += list(self._season_lags(w).T)
+        for season in cfg.seasons:
+            cols += list(self._season_lags(w, season).T)
         for i, halflife in enumerate(cfg.levels):
             prev = tab.levels[w.rows, i]
             level = np.where(
@@ -131,18 +131,18 @@ class OnlineForecaster(StreamModel):
             cols.append(np.clip((w.value - level) / w.scale, -cfg.clip_sigma, cfg.clip_sigma))
         return np.ascontiguousarray(np.stack(cols, axis=1))
 
-    def _season_lags(self, w: Wave) -> F64Array:
-        """``(y[t+k-m] - y[t]) / scale`` for k = 1..K; 0 where not in the history."""
+    def _season_lags(self, w: Wave, season: float) -> F64Array:
+        """``(y[t+k-m*ceil(k/m)] - y[t]) / scale`` for k = 1..K; 0 where not in the history."""
         cfg, tab = self.cfg, self.table
-        m = np.where(
-            w.mean_dt > 0, np.rint(cfg.season / np.where(w.mean_dt > 0, w.mean_dt, 1.0)), 0
-        )
-        src = (
-            w.count[:, None] + np.arange(1, self.horizon + 1)[None, :] - m[:, None].astype(np.int64)
-        )
+        spacing = np.where(w.mean_dt > 0, w.mean_dt, 1.0)
+        m = np.where(w.mean_dt > 0, np.maximum(np.rint(season / spacing), 1), 0).astype(np.int64)
+        steps = np.arange(1, self.horizon + 1)[None, :]
+        back = np.where(m[:, None] > 0, m[:, None] * -(-steps // np.maximum(m[:, None], 1)), 0)
+        src = w.count[:, None] + steps - back  # an event already seen, or this one
         oldest = w.count - np.minimum(w.count, cfg.history - 1)
-        ok = (m[:, None] > 0) & (src >= oldest[:, None]) & (src < w.count[:, None])
+        ok = (m[:, None] > 0) & (src >= oldest[:, None]) & (src <= w.count[:, None])
         past = tab.hist_y[w.rows[:, None], np.where(ok, src, 0) % cfg.history]
+        past = np.where(src == w.count[:, None], w.value[:, None], past)  # not stored yet
         lag = np.where(ok, (past - w.value[:, None]) / w.scale[:, None], 0.0)
         return np.clip(lag, -cfg.clip_sigma, cfg.clip_sigma)
 

@@ -83,23 +83,23 @@ def anchors(out: F64Array, x: F64Array, cfg: ForecasterConfig) -> F64Array:
 
     ``out (..., K)`` is the head's output and ``x (..., D)`` the inputs of the same
     event. Candidates: the GRU, then each running level (``level - y``, mean
-    reversion), then with ``season`` the seasonal-naive change for each step.
+    reversion), then each season's seasonal-naive change for each step.
     """
     k = cfg.horizon
     cols = [out]
     first = 1 + int(cfg.use_dt) + 2 * len(cfg.calendar) + len(cfg.covariates)
-    lags = k if cfg.season > 0 else 0
+    lags = k * len(cfg.seasons)
     for j in range(len(cfg.levels)):
         level = -x[..., first + lags + j]
         cols.append(np.repeat(level[..., None], k, axis=-1))
-    if lags:
-        cols.append(x[..., first : first + k])
+    for i in range(len(cfg.seasons)):
+        cols.append(x[..., first + i * k : first + (i + 1) * k])
     return np.stack(cols, axis=-1)
 
 
 def n_anchors(cfg: ForecasterConfig) -> int:
     """How many candidates :func:`anchors` gives."""
-    return 1 + len(cfg.levels) + int(cfg.season > 0)
+    return 1 + len(cfg.levels) + len(cfg.seasons)
 
 
 BLEND_GRID = np.linspace(0.0, 1.0, 21)

@@ -23,7 +23,7 @@ MODELS: dict[str, Callable[[], StreamModel]] = {
     "gru-default": gru(),
     "gru-sync": gru(background=False),
     "gru-reset-before-2-layers-season": gru(
-        reset_after=False, num_layers=2, season=600.0, calendar=("hour", "weekday")
+        reset_after=False, num_layers=2, seasons=(600.0, 180.0), calendar=("hour", "weekday")
     ),
     "gru-covariates-time-retrain": gru(
         covariates=("load", "temp"),

@@ -86,3 +86,19 @@ def test_intervals_reach_nominal_coverage_on_noise() -> None:
     y = rng.normal(size=n)
     s = evaluate(LastValue(horizon=2, coverage=0.9), ["a"] * n, np.arange(n) * 60.0, y, warmup=0.3)
     assert np.all(np.abs(s.coverage - 0.9) < 0.03), s.coverage
+
+
+def test_season_lags_are_the_seasonal_naive_changes() -> None:
+    # Hourly events, a 3-hour season: the lag input for step k is y[t+k-3*ceil(k/3)] - y[t]
+    # in units of the scale, for k = 1..4 (k=4 reaches back to the previous cycle).
+    cfg = ForecasterConfig(**{**SMALL, "horizon": 4, "seasons": (3 * 3600.0,), "use_dt": False,
+                              "calendar": (), "clip_sigma": 1e6})  # fmt: skip
+    model = OnlineForecaster(cfg)
+    y = np.array([1.0, 2.0, 4.0, 7.0, 11.0, 16.0, 22.0])
+    model.learn(["a"] * 7, np.arange(7) * 3600.0, y)
+    row = model.table.index["a"]
+    x_last = model.table.hist_x[row, 6 % cfg.history]  # inputs of the event y = 22
+    scale = model.table.hist_scale[row, 6 % cfg.history]
+    lags = x_last[1:5] * scale
+    # y[t+1-3]=y[4]=11, y[t+2-3]=y[5]=16, y[t+3-3]=y[6]=22, y[t+4-6]=y[4]=11
+    np.testing.assert_allclose(lags, np.array([11.0, 16.0, 22.0, 11.0]) - 22.0)
