@@ -18,6 +18,16 @@ def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...] = ()) -> 
     return table
 
 
+def _require_data() -> None:
+    """Fail with a usage error, not a traceback, when the recordings are not there."""
+    from pipelines.datasets import data_root
+
+    root = data_root()
+    if not (root / "NAB").is_dir() or not (root / "ETDataset").is_dir():
+        msg = f"evaluation data not found in {root}; set FORECASTER_DATA to the shared/data folder"
+        raise click.UsageError(msg)
+
+
 def _console() -> Console:
     """Standard output, at least 110 columns wide so report tables never wrap."""
     return Console(width=max(Console().width, 110))
@@ -47,6 +57,7 @@ def bench_accuracy(config_path: Path, seeds: str, as_json: bool) -> None:
     from pipelines.benchmarks import accuracy
     from pipelines.modelconfig import load_model_config
 
+    _require_data()
     try:
         cfg = load_model_config(config_path, background=False)
         seed_list = tuple(int(s) for s in seeds.split(","))
@@ -115,6 +126,7 @@ def bench_etth1(config_path: Path, as_json: bool) -> None:
     from pipelines.benchmarks import etth1
     from pipelines.modelconfig import load_model_config
 
+    _require_data()
     try:
         cfg = load_model_config(config_path)
     except ValueError as exc:

@@ -69,3 +69,13 @@ def test_accuracy_runner_scores_a_recording_beside_the_baselines() -> None:
         assert row[f"best+{step}"] == best
         assert row[f"ratio+{step}"] == pytest.approx(row[f"gru+{step}"] / best)
     assert verdict([row] * 6)["coverage_in_85_95"].endswith("(bar: 6)")
+
+
+def test_missing_data_is_a_usage_error_naming_the_folder(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORECASTER_DATA", str(tmp_path))
+    for command in (["bench", "accuracy"], ["bench", "etth1"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2
+        assert f"evaluation data not found in {tmp_path}" in result.output
