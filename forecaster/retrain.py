@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from forecaster.config import ForecasterConfig
-from forecaster.core import F64Array, GRUSpec, Loss, Trainer, gru_step, step_workspace
+from forecaster.core import F64Array, GRUSpec, Loss, Trainer, forward, gru_step, step_workspace
 from forecaster.core.params import I64Array
 from forecaster.series import SeriesTable
 
@@ -136,11 +136,6 @@ def pick_blend(losses: F64Array) -> F64Array:
     return blend
 
 
-def fit_blend(cand: F64Array, target: F64Array, weight: F64Array, kind: Loss) -> F64Array:
-    """:func:`pick_blend` of these windows alone."""
-    return pick_blend(blend_losses(cand, target, weight, kind))
-
-
 def rebuild_states(
     params: F64Array, spec: GRUSpec, inputs: F64Array, lengths: I64Array, start: F64Array
 ) -> F64Array:
@@ -260,15 +255,15 @@ class RetrainJob:
         for step in range(cfg.train_steps):
             sel = slice(step * b, (step + 1) * b)
             loss = trainer.step(new, opt, train.x[sel], train.y[sel], train.w[sel])
-        before = self._val_loss(trainer, old, self.blend)
+        before = self._val_loss(self._candidates(trainer, old), self.blend, trainer.loss)
         ok = bool(np.all(np.isfinite(new)))
         blend, record = self.blend, self.record
         after = float("nan")
         if ok:
-            losses = blend_losses(self._candidates(trainer, new), self.val.y, self.val.w,
-                                  trainer.loss)  # fmt: skip
+            cand = self._candidates(trainer, new)
+            losses = blend_losses(cand, self.val.y, self.val.w, trainer.loss)
             # Judged on these windows alone; a tie gains nothing, so the old weights stay.
-            after = self._val_loss(trainer, new, pick_blend(losses))
+            after = self._val_loss(cand, pick_blend(losses), trainer.loss)
             ok = bool(np.isfinite(after) and after < before)
             # Deployed: the choice over this and earlier retrains' evidence, less noisy
             # than one retrain's few recent windows.
@@ -284,14 +279,15 @@ class RetrainJob:
         )  # fmt: skip
 
     def _candidates(self, trainer: Trainer, params: F64Array) -> F64Array:
-        v = self.val
-        trainer.loss_and_grad(params, v.x, v.y, v.w)
-        return anchors(np.array(trainer.workspace(*v.x.shape[:2]).yhat), v.x, self.cfg)
+        """Candidate forecasts on the validation windows (a forward pass, no gradients)."""
+        v, spec = self.val, self.spec
+        ws = trainer.workspace(v.x.shape[0], v.x.shape[1])
+        forward(spec, params, v.x, np.zeros((spec.num_layers, v.x.shape[0], spec.hidden_size)), ws)
+        return anchors(np.array(ws.yhat), v.x, self.cfg)
 
-    def _val_loss(self, trainer: Trainer, params: F64Array, blend: F64Array) -> float:
+    def _val_loss(self, cand: F64Array, blend: F64Array, kind: Loss) -> float:
         """Validation loss of the blended forecasts (the ones the model would issue)."""
         v = self.val
-        out = np.einsum("btkm,km->btk", self._candidates(trainer, params), blend)
-        err = out - v.y
-        loss = err**2 if trainer.loss == Loss.MSE else np.abs(err)
+        err = np.einsum("btkm,km->btk", cand, blend) - v.y
+        loss = err**2 if kind == Loss.MSE else np.abs(err)
         return float((loss * v.w).sum() / max(v.w.sum(), 1e-300))

@@ -55,14 +55,14 @@ def test_a_diverging_retrain_is_rejected_and_the_old_weights_stay() -> None:
 
 def test_blend_picks_per_step_the_best_candidate_and_factor() -> None:
     from forecaster.core import Loss
-    from forecaster.retrain import fit_blend
+    from forecaster.retrain import blend_losses, pick_blend
 
     rng = np.random.default_rng(0)
     cand = rng.normal(size=(4, 10, 3, 2))
     target = np.stack(
         [cand[..., 0, 0], 0.5 * cand[..., 1, 1], rng.normal(size=(4, 10)) * 1e-3], axis=-1
     )
-    got = fit_blend(cand, target, np.ones_like(target), Loss.MAE)
+    got = pick_blend(blend_losses(cand, target, np.ones_like(target), Loss.MAE))
     # step 1 is candidate 0 as it is; step 2 half of candidate 1; step 3 is "no change"
     np.testing.assert_allclose(got, [[1.0, 0.0], [0.0, 0.5], [0.0, 0.0]])
 
