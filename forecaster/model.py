@@ -31,6 +31,9 @@ class _Finished:
     def __init__(self, result: RetrainResult) -> None:
         self._result = result
 
+    def done(self) -> bool:
+        return True
+
     def result(self) -> RetrainResult:
         return self._result
 
@@ -194,6 +197,21 @@ class OnlineForecaster(StreamModel):
             if cfg.retrain_interval > 0:
                 self._next_time = last_ts + cfg.retrain_interval
             self.retrain_now()
+
+    @property
+    def retrain_running(self) -> bool:
+        """A retrain is in flight and not finished: :meth:`snapshot` would wait for it."""
+        return self._job is not None and not self._job.done()
+
+    def events_before_wait(self) -> int | None:
+        """How many more events can be learned without waiting for the running retrain.
+
+        ``None`` when nothing would wait. A stream that must stay responsive (the
+        service) learns at most this many events, then polls until the retrain is done.
+        """
+        if not self.retrain_running:
+            return None
+        return max(0, self._swap_at - self.n_events - 1)
 
     def retrain_now(self) -> bool:
         """Start a retrain from the current histories; ``False`` if there is no full window yet.

@@ -236,6 +236,10 @@ class RetrainJob:
         else:
             self._run()
 
+    def done(self) -> bool:
+        """Whether the result is ready (``result`` will not wait)."""
+        return self._result is not None
+
     def result(self) -> RetrainResult:
         """Wait for the job and return its result."""
         if self._thread is not None:

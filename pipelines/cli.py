@@ -175,3 +175,39 @@ def bench_core(as_json: bool, quick: bool) -> None:
         f"numba {m['numba']}, torch {m['torch']} ({m['torch_threads']} thread), "
         f"one-thread matmul {m['matmul_gflops_1thread']:.1f} GFLOP/s (the lower bound's divisor)"
     )
+
+
+@main.command("run")
+@click.option(
+    "--config", "config_path", required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML settings (config/sensors.toml documents every key).",
+)  # fmt: skip
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))  # fmt: skip
+def run(config_path: Path, log_level: str) -> None:
+    """Consume events from Kafka and produce forecasts until SIGTERM or SIGINT."""
+    import logging
+
+    from pipelines.console import ForecastPrinter
+    from pipelines.service import build_service
+    from pipelines.settings import load_settings
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("kafka").setLevel(max(logging.INFO, logging.getLogger().level))
+    try:
+        settings = load_settings(config_path)
+        service = build_service(settings)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if settings.service.print_forecasts:
+        service.runner.listeners.append(ForecastPrinter(_console()))
+    service.install_signal_handlers()
+    stats = service.run()
+    rejected = ", ".join(f"{k} {v}" for k, v in sorted(stats.rejected.items())) or "none"
+    click.echo(
+        f"stopped: {stats.events} events, {stats.forecasts} forecasts, rejected: {rejected}; "
+        f"{stats.checkpoints} checkpoints, {stats.commits} commits"
+    )

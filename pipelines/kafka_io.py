@@ -1,0 +1,169 @@
+"""Kafka through kafka-python: the consumer-group source and the producer sinks.
+
+Nothing here depends on a broker version: ``api_version`` is a setting ("auto" asks the
+broker), no record headers or timestamps are used (event time is in the payload), and
+topics are expected to exist or be auto-created.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError
+from kafka.structs import OffsetAndMetadata
+
+from pipelines.records import Record, Rejected
+from pipelines.settings import KafkaSettings
+from pipelines.sinks import ForecastBatch, encode_dead_letter
+from pipelines.sources import TP, Listener
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(RuntimeError):
+    """The producer could not deliver messages; nothing after them is committed."""
+
+
+def _common(cfg: KafkaSettings) -> dict[str, Any]:
+    opts: dict[str, Any] = {"bootstrap_servers": cfg.bootstrap_servers.split(",")}
+    version = cfg.version_tuple()
+    if version is not None:
+        opts["api_version"] = version
+    opts.update(cfg.client)
+    return opts
+
+
+def make_producer(cfg: KafkaSettings) -> KafkaProducer:
+    """A producer that waits for the leader's acknowledgement and retries."""
+    return KafkaProducer(
+        **_common(cfg), acks=1, retries=5, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
+        max_in_flight_requests_per_connection=1,  # retries keep the order of a partition
+    )  # fmt: skip
+
+
+def make_consumer(cfg: KafkaSettings) -> KafkaConsumer:
+    """A consumer in ``group_id`` that never commits on its own."""
+    opts = _common(cfg)
+    if cfg.max_poll_interval_ms is not None:
+        opts["max_poll_interval_ms"] = cfg.max_poll_interval_ms
+    return KafkaConsumer(
+        **opts, group_id=cfg.group_id, enable_auto_commit=False,
+        auto_offset_reset=cfg.auto_offset_reset, max_poll_records=cfg.max_poll_records,
+        session_timeout_ms=cfg.session_timeout_ms,
+        heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+        max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
+    )  # fmt: skip
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, on_assigned: Listener, on_revoked: Listener) -> None:
+        self.on_assigned, self.on_revoked = on_assigned, on_revoked
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.on_revoked([(tp.topic, tp.partition) for tp in revoked])
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.on_assigned([(tp.topic, tp.partition) for tp in assigned])
+
+
+def _log_failed_commit(offsets: Any, response: Any) -> None:
+    if isinstance(response, BaseException):
+        log.warning("offset commit failed, the checkpoints hold the offsets: %r", response)
+
+
+class KafkaSource:
+    """The input topic, read in a consumer group; offsets are committed only when told."""
+
+    def __init__(self, consumer: KafkaConsumer, topic: str) -> None:
+        self.consumer, self.topic = consumer, topic
+
+    def start(self, on_assigned: Listener, on_revoked: Listener) -> None:
+        self.consumer.subscribe([self.topic], listener=_Rebalance(on_assigned, on_revoked))
+
+    def poll(self, timeout_ms: int) -> dict[TP, list[Record]]:
+        got = self.consumer.poll(timeout_ms=timeout_ms)
+        return {(tp.topic, tp.partition): recs for tp, recs in got.items()}
+
+    def position(self, tp: TP) -> int:
+        return int(self.consumer.position(TopicPartition(*tp)))
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.consumer.seek(TopicPartition(*tp), offset)
+
+    def pause(self, tps: Sequence[TP]) -> None:
+        if tps:
+            self.consumer.pause(*[TopicPartition(*tp) for tp in tps])
+
+    def resume(self, tps: Sequence[TP]) -> None:
+        paused = self.consumer.paused()
+        back = [TopicPartition(*tp) for tp in tps if TopicPartition(*tp) in paused]
+        if back:
+            self.consumer.resume(*back)
+
+    def commit(self, offsets: dict[TP, int], wait: bool = True) -> None:
+        meta = {TopicPartition(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
+        if not wait:
+            # Inside a rebalance callback, which runs on the client's IO thread, a
+            # blocking commit is refused; this one is sent as the callback returns.
+            self.consumer.commit_async(meta, callback=_log_failed_commit)
+            return
+        try:
+            self.consumer.commit(meta)
+        except CommitFailedError as exc:
+            # The group moved on (a rebalance). Nothing is lost: the offsets are in the
+            # checkpoints, which the partitions' next owners restore and seek to.
+            log.warning("offset commit refused, the checkpoints hold the offsets: %s", exc)
+
+    def lag(self) -> dict[TP, int]:
+        """Messages between each assigned partition's position and its end (as last fetched)."""
+        out = {}
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                out[(tp.topic, tp.partition)] = max(0, end - self.consumer.position(tp))
+        return out
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+class _Producing:
+    """Sends through a producer and remembers whether any send failed."""
+
+    def __init__(self, producer: KafkaProducer, topic: str) -> None:
+        self.producer, self.topic = producer, topic
+        self._failures: list[BaseException] = []
+        self._note = self._failures.append
+
+    def _send(self, key: bytes | None, value: bytes) -> None:
+        self.producer.send(self.topic, key=key, value=value).add_errback(self._note)
+
+    def flush(self) -> None:
+        self.producer.flush()
+        if self._failures:
+            first, n = self._failures[0], len(self._failures)
+            self._failures.clear()
+            msg = f"{n} message(s) to {self.topic!r} were not delivered: {first!r}"
+            raise DeliveryError(msg)
+
+    def close(self) -> None:
+        self.flush()
+
+
+class KafkaForecastSink(_Producing):
+    """Forecasts to the output topic, keyed by series."""
+
+    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        for key, value in messages:
+            self._send(key, value)
+
+
+class KafkaDeadLetterSink(_Producing):
+    """Rejected records to the dead-letter topic, with their reason and origin."""
+
+    def write(self, rejected: Sequence[Rejected]) -> None:
+        for rej in rejected:
+            self._send(*encode_dead_letter(rej))

@@ -1,0 +1,255 @@
+"""The one run loop, shared by live serving and replay.
+
+poll -> decode -> learn (per partition) -> forecasts and dead letters to the sinks; and,
+every N events or T seconds: flush the sinks, save each partition's model state with its
+next offset (one file), and only then commit those offsets. A crash at any point leaves
+committed offsets at or behind durable forecasts and state, so a restart re-reads at
+most one checkpoint interval, and its forecasts equal those of an uninterrupted run.
+
+The loop never blocks on a retrain: a partition whose model would wait learns up to that
+point, is paused, and resumes when the retrain is done, while polling goes on (so the
+consumer never misses ``max_poll_interval_ms``). A checkpoint due while a partition's
+retrain runs is taken as soon as it finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from forecaster import OnlineForecaster
+from pipelines.checkpoint import Checkpoint, CheckpointError, CheckpointStore
+from pipelines.records import Decoder, Rejected
+from pipelines.sinks import (
+    DeadLetterSink,
+    ForecastBatch,
+    ForecastSink,
+    encode_forecasts,
+    iso_times,
+)
+from pipelines.sources import TP, Source
+from pipelines.task import PartitionTask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How often to checkpoint, and how long a poll may wait for records."""
+
+    every_events: int = 20_000
+    every_seconds: float = 30.0
+    poll_timeout_ms: int = 200
+
+
+@dataclass
+class LoopStats:
+    """Counters of everything the loop did (read by metrics and reports)."""
+
+    polls: int = 0
+    records: int = 0
+    events: int = 0
+    forecasts: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    checkpoints: int = 0
+    commits: int = 0
+    restored: int = 0
+    last_checkpoint: float = 0.0  # wall clock
+
+
+ModelFactory = Callable[[], OnlineForecaster]
+BatchListener = Callable[[ForecastBatch], None]
+
+
+class Runner:
+    """Drives a :class:`~pipelines.sources.Source` into the sinks, one task per partition."""
+
+    def __init__(
+        self,
+        source: Source,
+        sink: ForecastSink,
+        dead_letters: DeadLetterSink,
+        store: CheckpointStore,
+        make_model: ModelFactory,
+        settings: LoopSettings | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source, self.sink, self.dead_letters, self.store = source, sink, dead_letters, store
+        self.make_model = make_model
+        self.settings = settings or LoopSettings()
+        self.clock, self.monotonic = clock, monotonic
+        self.tasks: dict[TP, PartitionTask] = {}
+        self.parked: dict[TP, PartitionTask] = {}  # revoked, kept in case they come back
+        self.stats = LoopStats()
+        self.listeners: list[BatchListener] = []
+        template = make_model()
+        self.model_config: dict[str, Any] = template.cfg.to_dict()
+        self.decoder = Decoder(template.cfg.covariates)
+        self._since_save = 0
+        self._saved_at = monotonic()
+        self._save_due = False
+        self.started = False
+
+    # --- partitions moving ------------------------------------------------------
+    def start(self) -> None:
+        """Join: restore the assigned partitions from their checkpoints."""
+        self.source.start(self.assigned, self.revoked)
+        self.started = True
+
+    def assigned(self, tps: list[TP]) -> None:
+        """Restore each partition from its checkpoint and read on from its offset."""
+        for tp in tps:
+            if tp in self.tasks:
+                continue
+            task = self._open(tp)
+            self.tasks[tp] = task
+            if task.next_offset is not None:
+                self.source.seek(tp, task.next_offset)
+        log.info("assigned %s", sorted(tps))
+
+    def revoked(self, tps: list[TP]) -> None:
+        """Checkpoint and commit the partitions before another instance takes them."""
+        going = [tp for tp in tps if tp in self.tasks]
+        self.checkpoint(going, wait=True, in_callback=True)
+        for tp in going:
+            task = self.tasks.pop(tp)
+            task.backlog.clear()  # unprocessed: the next owner reads them from the offset
+            self.parked[tp] = task
+        log.info("revoked %s", sorted(tps))
+
+    def _open(self, tp: TP) -> PartitionTask:
+        ckpt = self.store.load(*tp)
+        parked = self.parked.pop(tp, None)
+        if ckpt is None:
+            if parked is not None and parked.saved_offset is None:
+                return parked
+            # From the committed offset (or the reset policy): known with the first record.
+            return PartitionTask(tp[0], tp[1], self.make_model(), None, self.decoder)
+        if parked is not None and parked.saved_offset == ckpt.next_offset:
+            return parked  # nobody moved it on meanwhile: the state in memory is current
+        if ckpt.model_config != self.model_config:
+            changed = sorted(k for k in set(ckpt.model_config) | set(self.model_config)
+                             if ckpt.model_config.get(k) != self.model_config.get(k))  # fmt: skip
+            msg = (f"{self.store.path(*tp)} was written with another [model] config (differs "
+                   f"in {', '.join(changed)}); restore that config or move the file "
+                   "away")  # fmt: skip
+            raise CheckpointError(msg)
+        model = OnlineForecaster.restore(ckpt.snapshot)
+        self.stats.restored += 1
+        log.info("restored %s at offset %d (%d events learned)", tp, ckpt.next_offset,
+                 model.n_events)  # fmt: skip
+        task = PartitionTask(tp[0], tp[1], model, ckpt.next_offset, self.decoder)
+        task.saved_offset = ckpt.next_offset
+        return task
+
+    # --- the loop ---------------------------------------------------------------
+    def run_once(self) -> int:
+        """One poll and everything it makes due; returns the events processed."""
+        waiting = any(t.backlog for t in self.tasks.values())
+        timeout = self.settings.poll_timeout_ms
+        if waiting:  # a partition waits for a retrain: come back soon to feed it
+            timeout = min(timeout, 20)
+        batches = self.source.poll(timeout)
+        self.stats.polls += 1
+        for tp, records in batches.items():
+            task = self.tasks.get(tp)
+            if task is not None:  # records of a partition revoked during this poll are dropped
+                self.stats.records += len(records)
+                task.add(records)
+        done = 0
+        issued_at: str | None = None
+        to_pause: list[TP] = []
+        to_resume: list[TP] = []
+        for tp, task in self.tasks.items():
+            if not task.backlog:
+                continue
+            batch, rejected = task.process()
+            if rejected:
+                self.dead_letters.write(rejected)
+                self._count_rejected(rejected)
+            if batch is not None and len(batch):
+                if issued_at is None:
+                    issued_at = str(iso_times(np.array(self.clock())))
+                self.sink.write(batch, encode_forecasts(batch, issued_at))
+                self.stats.forecasts += len(batch)
+                for listener in self.listeners:
+                    listener(batch)
+            done += (len(batch) if batch is not None else 0) + len(rejected)
+            (to_pause if task.backlog else to_resume).append(tp)
+        if to_pause:
+            log.debug("paused until their retrains finish: %s", to_pause)
+        self.source.pause(to_pause)
+        self.source.resume(to_resume)
+        self.stats.events += done
+        self._since_save += done
+        if (
+            self._since_save >= self.settings.every_events
+            or self.monotonic() - self._saved_at >= self.settings.every_seconds
+        ):
+            self._save_due = True
+        if self._save_due:
+            self.checkpoint(list(self.tasks), wait=False)
+        return done
+
+    def _count_rejected(self, rejected: Sequence[Rejected]) -> None:
+        for rej in rejected:
+            self.stats.rejected[rej.reason] += 1
+
+    def checkpoint(self, tps: Sequence[TP], wait: bool, in_callback: bool = False) -> list[TP]:
+        """Flush the sinks, save the partitions' state and offsets, then commit them.
+
+        Without ``wait``, a partition whose retrain is still running is left for later
+        (the checkpoint stays due). Returns the partitions committed.
+        """
+        tasks = [self.tasks[tp] for tp in tps if tp in self.tasks]
+        ready = [t for t in tasks if t.dirty and (wait or not t.model.retrain_running)]
+        pending = any(t.dirty for t in tasks if t not in ready)
+        if ready:
+            self.sink.flush()
+            self.dead_letters.flush()
+            now = self.clock()
+            for task in ready:
+                assert task.next_offset is not None  # dirty implies a record was processed
+                self.store.save(Checkpoint(
+                    task.topic, task.partition, task.next_offset, self.model_config, now,
+                    task.model.snapshot(),
+                ))  # fmt: skip
+                task.saved_offset, task.events_since_save = task.next_offset, 0
+                self.stats.checkpoints += 1
+            offsets: dict[TP, int] = {(t.topic, t.partition): t.next_offset for t in ready}  # type: ignore[misc]
+            self.source.commit(offsets, wait=not in_callback)
+            log.info("checkpoint and commit: %s", offsets)
+            self.stats.commits += 1
+            self.stats.last_checkpoint = now
+        if not pending:
+            self._save_due = False
+            self._since_save = 0
+            self._saved_at = self.monotonic()
+        return [(t.topic, t.partition) for t in ready]
+
+    def run(self, should_stop: Callable[[], bool]) -> LoopStats:
+        """Run until ``should_stop()``; then checkpoint, commit and close everything."""
+        if not self.started:
+            self.start()
+        try:
+            while not should_stop():
+                self.run_once()
+        finally:
+            self.close()
+        return self.stats
+
+    def close(self) -> None:
+        """Finish: flush, checkpoint every partition (waiting for retrains), commit, close."""
+        try:
+            self.checkpoint(list(self.tasks), wait=True)
+        finally:
+            self.sink.close()
+            self.dead_letters.close()
+            self.source.close()

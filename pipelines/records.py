@@ -1,0 +1,203 @@
+"""Messages in, events out: the wire format of the input topic, and why a record is rejected.
+
+A message value is a JSON object (UTF-8)::
+
+    {"series": "pump-7", "ts": "2024-05-01T12:00:00Z", "value": 3.25,
+     "features": {"load": 0.8}}
+
+- ``series``: the series id (a string). It may be left out when the message key holds it;
+  when both are given they must agree.
+- ``ts``: the event time, ISO-8601 (a time without an offset is read as UTC) or an
+  integer or float of milliseconds since the Unix epoch.
+- ``value``: a finite number.
+- ``features``: the model's configured covariates by name, all of them, and no others
+  (omit it when none are configured).
+
+A record that breaks a rule is rejected with one of :data:`REASONS`; the stream goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+
+from forecaster.core import F64Array
+
+# Why a record was rejected: the label of the dead letter and of the rejected counter.
+UNDECODABLE = "undecodable"  # not UTF-8 JSON, or not a JSON object
+MISSING_FIELD = "missing_field"  # no series (and no key), ts or value
+WRONG_TYPE = "wrong_type"  # a field of the wrong JSON type
+BAD_TIMESTAMP = "bad_timestamp"  # a ts string that is not ISO-8601
+NON_FINITE = "non_finite"  # NaN or infinity in value, ts or a feature
+UNKNOWN_FEATURE = "unknown_feature"  # a feature the model is not configured with
+MISSING_FEATURE = "missing_feature"  # a configured feature left out
+SERIES_MISMATCH = "series_mismatch"  # the key and the "series" field disagree
+OUT_OF_ORDER = "out_of_order"  # older than the series' latest event (decided by the model)
+REASONS = (UNDECODABLE, MISSING_FIELD, WRONG_TYPE, BAD_TIMESTAMP, NON_FINITE, UNKNOWN_FEATURE,
+           MISSING_FEATURE, SERIES_MISMATCH, OUT_OF_ORDER)  # fmt: skip
+
+
+class Record(Protocol):
+    """What the loop needs of a message (kafka-python's ``ConsumerRecord`` has it)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class Message:
+    """A record not from Kafka (files, tests): the same fields as a ``ConsumerRecord``."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that is not an event, with the reason (one of :data:`REASONS`)."""
+
+    record: Record
+    reason: str
+    detail: str
+
+
+@dataclass
+class Decoded:
+    """The events of a batch, as arrays, and the records rejected on the way."""
+
+    records: list[Record] = field(default_factory=list)  # one per event
+    series: list[str] = field(default_factory=list)
+    ts: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    features: list[list[float]] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def arrays(self, n_features: int) -> tuple[F64Array, F64Array, F64Array]:
+        """Times (seconds), values, and covariates ``(n, C)``."""
+        cov = np.array(self.features, dtype=np.float64).reshape(len(self.values), n_features)
+        return np.array(self.ts), np.array(self.values), cov
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def _number(obj: dict[str, Any], name: str) -> float:
+    v = obj.get(name)
+    if v is None:
+        raise _Reject(MISSING_FIELD, f"no {name!r}")
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _Reject(WRONG_TYPE, f"{name!r} is {type(v).__name__}, not a number")
+    x = float(v)
+    if not math.isfinite(x):
+        raise _Reject(NON_FINITE, f"{name!r} is {x}")
+    return x
+
+
+def parse_ts(v: Any) -> float:
+    """Seconds since the epoch from ISO-8601 text or epoch milliseconds."""
+    if isinstance(v, str):
+        try:
+            when = datetime.fromisoformat(v)
+        except ValueError:
+            raise _Reject(BAD_TIMESTAMP, f"'ts' {v[:40]!r} is not ISO-8601") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.timestamp()
+    if v is None:
+        raise _Reject(MISSING_FIELD, "no 'ts'")
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _Reject(WRONG_TYPE, f"'ts' is {type(v).__name__}, not text or a number")
+    if not math.isfinite(v):
+        raise _Reject(NON_FINITE, f"'ts' is {v}")
+    return float(v) / 1000.0
+
+
+def _load(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        # orjson refuses NaN and Infinity; the standard parser reads them, so such a record
+        # is reported as non-finite rather than as undecodable.
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            raise _Reject(UNDECODABLE, f"not JSON: {exc}") from None
+
+
+class Decoder:
+    """Turns records into events; ``features`` are the model's covariates, in order."""
+
+    def __init__(self, features: Sequence[str] = ()) -> None:
+        self.features = tuple(features)
+        self._known = frozenset(self.features)
+
+    def decode(self, records: Sequence[Record]) -> Decoded:
+        """Decode a batch; never raises for bad data."""
+        out = Decoded()
+        for rec in records:
+            try:
+                sid, ts, value, feats = self._one(rec)
+            except _Reject as rej:
+                out.rejected.append(Rejected(rec, rej.reason, rej.detail))
+                continue
+            out.records.append(rec)
+            out.series.append(sid)
+            out.ts.append(ts)
+            out.values.append(value)
+            out.features.append(feats)
+        return out
+
+    def _one(self, rec: Record) -> tuple[str, float, float, list[float]]:
+        if rec.value is None:
+            raise _Reject(UNDECODABLE, "empty message (null value)")
+        obj = _load(rec.value)
+        if not isinstance(obj, dict):
+            raise _Reject(UNDECODABLE, f"a JSON {type(obj).__name__}, not an object")
+        sid = obj.get("series")
+        key = rec.key
+        if sid is None:
+            if key is None:
+                raise _Reject(MISSING_FIELD, "no 'series' and no message key")
+            try:
+                sid = key.decode()
+            except UnicodeDecodeError:
+                raise _Reject(UNDECODABLE, "the key is not UTF-8") from None
+        elif not isinstance(sid, str):
+            raise _Reject(WRONG_TYPE, f"'series' is {type(sid).__name__}, not text")
+        elif key is not None and key != sid.encode():
+            raise _Reject(SERIES_MISMATCH, f"key {key[:40]!r} but series {sid[:40]!r}")
+        ts = parse_ts(obj.get("ts"))
+        value = _number(obj, "value")
+        feats = obj.get("features")
+        if feats is None:
+            feats = {}
+        if not isinstance(feats, dict):
+            raise _Reject(WRONG_TYPE, f"'features' is {type(feats).__name__}, not an object")
+        unknown = [k for k in feats if k not in self._known]
+        if unknown:
+            raise _Reject(UNKNOWN_FEATURE, f"{unknown[0][:40]!r} is not a configured feature")
+        if len(feats) != len(self.features):
+            gone = [f for f in self.features if f not in feats]
+            raise _Reject(MISSING_FEATURE, f"no feature {gone[0]!r}")
+        return sid, ts, value, [_number(feats, f) for f in self.features]

@@ -1,0 +1,124 @@
+"""``forecaster run``: the long-running service, assembled from its settings.
+
+Kafka source -> :class:`~pipelines.loop.Runner` -> Kafka forecast topic (and optional
+JSONL / CSV copies), rejected records to the dead-letter topic, checkpoints in a folder.
+SIGTERM or SIGINT finishes the batch in hand, flushes, checkpoints, commits and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from types import FrameType
+
+import numpy as np
+from kafka import KafkaProducer
+from threadpoolctl import threadpool_limits
+
+from forecaster import ForecasterConfig, OnlineForecaster
+from pipelines.checkpoint import CheckpointStore
+from pipelines.kafka_io import (
+    KafkaDeadLetterSink,
+    KafkaForecastSink,
+    KafkaSource,
+    make_consumer,
+    make_producer,
+)
+from pipelines.loop import LoopSettings, LoopStats, Runner
+from pipelines.settings import Settings
+from pipelines.sinks import CsvSink, FanOut, ForecastSink, JsonlSink
+
+log = logging.getLogger(__name__)
+
+
+def check_service_model(settings: Settings) -> None:
+    """Model settings the service cannot run with, as a ``ValueError`` naming the key."""
+    cfg = settings.forecaster_config()
+    if cfg.retrain_every or cfg.retrain_interval or cfg.first_retrain:
+        if cfg.swap_delay < 1:
+            msg = "[model] swap_delay must be at least 1 in the service, so retraining runs "
+            msg += "while consuming goes on"
+            raise ValueError(msg)
+        if not cfg.background:
+            msg = "[model] background must be true in the service, so retraining runs "
+            msg += "while consuming goes on"
+            raise ValueError(msg)
+
+
+def warm_up(cfg: ForecasterConfig) -> float:
+    """Compile (or load from the cache) every kernel the model uses; returns the seconds.
+
+    Done before joining the group: compiling holds the interpreter, and a consumer that
+    stops polling for its session timeout is thrown out of the group.
+    """
+    start = time.perf_counter()
+    tiny = replace(cfg, background=False, history=max(cfg.window + cfg.horizon + 8, 32),
+                   first_retrain=0, retrain_every=0, retrain_interval=0.0, swap_delay=0,
+                   train_steps=1, evict_after=0.0)  # fmt: skip
+    model = OnlineForecaster(tiny)
+    n = tiny.history
+    t = np.arange(n, dtype=np.float64) * 60.0
+    cov = np.zeros((n, len(cfg.covariates))) if cfg.covariates else None
+    model.learn(["warm-up"] * n, t, np.sin(t / 600.0), cov)
+    model.retrain_now()
+    model.forecast(["warm-up"])
+    return time.perf_counter() - start
+
+
+@dataclass
+class Service:
+    """A runner wired to Kafka, and the flag that stops it."""
+
+    settings: Settings
+    runner: Runner
+    stop: threading.Event
+    producer: KafkaProducer
+    warm_up_seconds: float
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT end the loop after the batch in hand."""
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %s: finishing the batch, then checkpoint and commit", signum)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def run(self) -> LoopStats:
+        """Consume until stopped; BLAS (retraining) limited to ``train_threads``."""
+        try:
+            with threadpool_limits(self.settings.service.train_threads):
+                return self.runner.run(self.stop.is_set)
+        finally:
+            self.producer.close()
+
+
+def build_service(
+    settings: Settings, make_model: Callable[[], OnlineForecaster] | None = None
+) -> Service:
+    """Connect to Kafka and assemble the loop (nothing is consumed yet)."""
+    check_service_model(settings)
+    cfg = settings.forecaster_config()
+    warm_seconds = warm_up(cfg)
+    log.info("kernels ready in %.2f s", warm_seconds)
+    make_model = make_model or (lambda: OnlineForecaster(cfg))
+    producer = make_producer(settings.kafka)
+    sinks: list[ForecastSink] = [KafkaForecastSink(producer, settings.topics.output)]
+    if settings.sink.jsonl is not None:
+        sinks.append(JsonlSink(settings.sink.jsonl))
+    if settings.sink.csv is not None:
+        sinks.append(CsvSink(settings.sink.csv))
+    source = KafkaSource(make_consumer(settings.kafka), settings.topics.input)
+    ck = settings.checkpoint
+    loop = LoopSettings(ck.every_events, ck.every_seconds, settings.kafka.poll_timeout_ms)
+    runner = Runner(
+        source, FanOut(sinks) if len(sinks) > 1 else sinks[0],
+        KafkaDeadLetterSink(producer, settings.topics.dead_letter),
+        CheckpointStore(ck.dir), make_model, loop,
+    )  # fmt: skip
+    return Service(settings, runner, threading.Event(), producer, warm_seconds)

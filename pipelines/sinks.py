@@ -1,0 +1,220 @@
+"""Where forecasts and rejected records go: Kafka topics, JSONL and CSV files.
+
+A forecast message (value, UTF-8 JSON; key: the series id)::
+
+    {"series": "pump-7", "ts": "2024-05-01T12:00:00.000Z",
+     "issued_at": "2024-05-01T12:00:00.153Z", "horizon": ["...", ...],
+     "yhat": [...], "lower": [...], "upper": [...], "model_version": 3}
+
+``ts`` is the event's time and ``horizon`` the expected times of the next K events;
+``issued_at`` is the wall clock when the service wrote it. Delivery is at-least-once:
+after a restart a forecast may come again, identical but for ``issued_at``, so
+(series, ts, model_version) identifies it.
+
+A dead letter (value, JSON; key: the original key)::
+
+    {"reason": "non_finite", "detail": "'value' is nan", "topic": "sensor-events",
+     "partition": 0, "offset": 1234, "value_b64": "<the original bytes>"}
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+
+from forecaster.core import F64Array
+from forecaster.core.params import I64Array
+from pipelines.records import Rejected
+
+
+@dataclass(frozen=True)
+class ForecastBatch:
+    """Forecasts issued for a batch of events of one partition; arrays are per event."""
+
+    topic: str
+    partition: int
+    offsets: I64Array
+    series: list[str]
+    ts: F64Array  # event times, seconds
+    value: F64Array  # the events' values
+    step_ts: F64Array  # (m, K) expected times of the next K events
+    yhat: F64Array
+    lower: F64Array
+    upper: F64Array
+    model_version: I64Array
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+
+def iso_times(seconds: F64Array) -> np.ndarray:
+    """ISO-8601 UTC text, millisecond precision, for an array of epoch seconds."""
+    ms = np.rint(np.asarray(seconds) * 1000.0).astype(np.int64).astype("datetime64[ms]")
+    return np.datetime_as_string(ms, unit="ms", timezone="UTC")
+
+
+def encode_forecasts(batch: ForecastBatch, issued_at: str) -> list[tuple[bytes, bytes]]:
+    """(key, value) of each forecast message."""
+    ts = iso_times(batch.ts).tolist()
+    steps = iso_times(batch.step_ts).tolist()
+    yhat, lower, upper = batch.yhat.tolist(), batch.lower.tolist(), batch.upper.tolist()
+    version = batch.model_version.tolist()
+    out = []
+    for i, sid in enumerate(batch.series):
+        doc = {"series": sid, "ts": ts[i], "issued_at": issued_at, "horizon": steps[i],
+               "yhat": yhat[i], "lower": lower[i], "upper": upper[i],
+               "model_version": version[i]}  # fmt: skip
+        out.append((sid.encode(), orjson.dumps(doc)))
+    return out
+
+
+def encode_dead_letter(rej: Rejected) -> tuple[bytes | None, bytes]:
+    """(key, value) of a dead letter: the reason, where it came from, its original bytes."""
+    rec = rej.record
+    raw = rec.value if rec.value is not None else b""
+    doc = {"reason": rej.reason, "detail": rej.detail, "topic": rec.topic,
+           "partition": rec.partition, "offset": rec.offset,
+           "value_b64": base64.b64encode(raw).decode()}  # fmt: skip
+    return rec.key, orjson.dumps(doc)
+
+
+def decode_dead_letter(value: bytes) -> dict[str, Any]:
+    """A dead letter's fields, with ``value`` holding the original bytes."""
+    doc: dict[str, Any] = orjson.loads(value)
+    doc["value"] = base64.b64decode(doc.pop("value_b64"))
+    return doc
+
+
+class ForecastSink(Protocol):
+    """Receives forecasts; ``flush`` returns once everything written is durable."""
+
+    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        """Take a batch and its encoded messages."""
+
+    def flush(self) -> None:
+        """Block until written forecasts are delivered; raise if any was not."""
+
+    def close(self) -> None:
+        """Flush and release resources."""
+
+
+class DeadLetterSink(Protocol):
+    """Receives rejected records."""
+
+    def write(self, rejected: Sequence[Rejected]) -> None:
+        """Take rejected records."""
+
+    def flush(self) -> None:
+        """Block until they are delivered."""
+
+    def close(self) -> None:
+        """Flush and release resources."""
+
+
+class JsonlSink:
+    """One forecast message per line (the same JSON as the Kafka topic)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = path.open("ab")
+
+    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        self._fh.write(b"".join(value + b"\n" for _, value in messages))
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class CsvSink:
+    """One row per forecast step: series, ts, step, step_ts, yhat, lower, upper, version."""
+
+    HEADER = ("series", "ts", "step", "step_ts", "yhat", "lower", "upper", "model_version")
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not path.exists() or path.stat().st_size == 0
+        self._fh = path.open("a", newline="", encoding="utf-8")
+        if fresh:
+            csv.writer(self._fh).writerow(self.HEADER)
+
+    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        ts, steps = iso_times(batch.ts), iso_times(batch.step_ts)
+        k = batch.yhat.shape[1] if batch.yhat.ndim == 2 else 0
+        for i, sid in enumerate(batch.series):
+            for j in range(k):
+                w.writerow((sid, ts[i], j + 1, steps[i, j], repr(float(batch.yhat[i, j])),
+                            repr(float(batch.lower[i, j])), repr(float(batch.upper[i, j])),
+                            int(batch.model_version[i])))  # fmt: skip
+        self._fh.write(buf.getvalue())
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class FanOut:
+    """Several forecast sinks as one."""
+
+    def __init__(self, sinks: Sequence[ForecastSink]) -> None:
+        self.sinks = list(sinks)
+
+    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        for sink in self.sinks:
+            sink.write(batch, messages)
+
+    def flush(self) -> None:
+        for sink in self.sinks:
+            sink.flush()
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
+class ListSink:
+    """Keeps forecasts in memory: replays and tests that read results back."""
+
+    def __init__(self) -> None:
+        self.batches: list[ForecastBatch] = []
+        self.messages: list[tuple[bytes, bytes]] = []
+
+    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        self.batches.append(batch)
+        self.messages.extend(messages)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ListDeadLetters:
+    """Keeps rejected records in memory."""
+
+    def __init__(self) -> None:
+        self.rejected: list[Rejected] = []
+
+    def write(self, rejected: Sequence[Rejected]) -> None:
+        self.rejected.extend(rejected)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
