@@ -2,7 +2,7 @@
 
 ``FORECASTER_TEST_BOOTSTRAP=host:port`` (and ``FORECASTER_TEST_API_VERSION``, default
 "auto") points the tests at any broker; otherwise the local one is started with
-``deploy/kafka/broker`` on its own ports and stopped at the end. Nothing here relies on
+``deploy/kafka/broker`` on free ports and stopped at the end. Nothing here relies on
 the local broker's version: topics are created with the admin client when the broker
 has one, and by auto-creation otherwise.
 """
@@ -10,6 +10,7 @@ has one, and by auto-creation otherwise.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -114,13 +115,20 @@ class Broker:
         return {tp.partition: off for tp, off in ends.items()}
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def local_broker(run_dir: Path) -> Iterator[Broker]:
     """Start the bundled broker on free ports for the session, stop it afterwards."""
     given = os.environ.get("FORECASTER_TEST_BOOTSTRAP")
     if given:
         yield Broker(given, os.environ.get("FORECASTER_TEST_API_VERSION", "auto"))
         return
-    env = {**os.environ, "KAFKA_PORT": "19092", "ZOOKEEPER_PORT": "12181",
+    # Free ports of their own, so test runs side by side (and a demo) never collide.
+    env = {**os.environ, "KAFKA_PORT": str(free_port()), "ZOOKEEPER_PORT": str(free_port()),
            "KAFKA_PARTITIONS": str(PARTITIONS)}  # fmt: skip
     script = ROOT / "deploy" / "kafka" / "broker"
     subprocess.run([script, "stop", str(run_dir)], env=env, check=False)
