@@ -203,15 +203,44 @@ class OnlineForecaster(StreamModel):
         """A retrain is in flight and not finished: :meth:`snapshot` would wait for it."""
         return self._job is not None and not self._job.done()
 
-    def events_before_wait(self) -> int | None:
-        """How many more events can be learned without waiting for the running retrain.
+    def events_before_wait(self, ts: F64Array | None = None) -> int | None:
+        """How many of the next events can be learned without waiting for a retrain.
 
-        ``None`` when nothing would wait. A stream that must stay responsive (the
-        service) learns at most this many events, then polls until the retrain is done.
+        ``ts`` are the times of the events to come (needed only with
+        ``retrain_interval``; without them a time-triggered retrain is assumed due at
+        once). ``None`` when learning never waits: retraining off, or run inline
+        (``background`` off or ``swap_delay`` 0). A stream that must stay responsive
+        (the service) learns at most this many events, then polls until the running
+        retrain is done. Late events, which are dropped, only make the count
+        conservative.
+
+        Examples
+        --------
+        >>> m = OnlineForecaster(ForecasterConfig(retrain_every=500, first_retrain=0,
+        ...                                       swap_delay=40))
+        >>> m.events_before_wait()  # the retrain starting at event 500 must be done by 540
+        539
         """
-        if not self.retrain_running:
+        cfg = self.cfg
+        if not self.retrain_enabled or not cfg.background or cfg.swap_delay == 0:
             return None
-        return max(0, self._swap_at - self.n_events - 1)
+        n = self.n_events
+        if self._job is not None and not self._job.done():
+            return max(0, self._swap_at - n - 1)
+        start = math.inf  # events to learn until the one that starts the next retrain
+        if cfg.retrain_every:
+            start = cfg.retrain_every - n % cfg.retrain_every
+        if cfg.first_retrain > n:
+            start = min(start, cfg.first_retrain - n)
+        if cfg.retrain_interval > 0:
+            due = np.flatnonzero(ts >= self._next_time) if ts is not None else np.zeros(1)
+            if due.size:
+                start = min(start, int(due[0]) + 1)
+        if self._job is not None:  # finished; a new one starts once it has been applied
+            start = max(start, self._swap_at - n)
+        if math.isinf(start):
+            return None
+        return int(start) + cfg.swap_delay - 1
 
     def retrain_now(self) -> bool:
         """Start a retrain from the current histories; ``False`` if there is no full window yet.

@@ -27,7 +27,8 @@ class DeliveryError(RuntimeError):
     """The producer could not deliver messages; nothing after them is committed."""
 
 
-def _common(cfg: KafkaSettings) -> dict[str, Any]:
+def client_options(cfg: KafkaSettings) -> dict[str, Any]:
+    """Options both clients get: servers, api_version, and ``client`` unchanged."""
     opts: dict[str, Any] = {"bootstrap_servers": cfg.bootstrap_servers.split(",")}
     version = cfg.version_tuple()
     if version is not None:
@@ -39,14 +40,14 @@ def _common(cfg: KafkaSettings) -> dict[str, Any]:
 def make_producer(cfg: KafkaSettings) -> KafkaProducer:
     """A producer that waits for the leader's acknowledgement and retries."""
     return KafkaProducer(
-        **_common(cfg), acks=1, retries=5, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
+        **client_options(cfg), acks=1, retries=5, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
         max_in_flight_requests_per_connection=1,  # retries keep the order of a partition
     )  # fmt: skip
 
 
 def make_consumer(cfg: KafkaSettings) -> KafkaConsumer:
     """A consumer in ``group_id`` that never commits on its own."""
-    opts = _common(cfg)
+    opts = client_options(cfg)
     if cfg.max_poll_interval_ms is not None:
         opts["max_poll_interval_ms"] = cfg.max_poll_interval_ms
     return KafkaConsumer(

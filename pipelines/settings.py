@@ -3,9 +3,12 @@
 Every table but ``[model]`` is validated here (pydantic: types are checked and coerced,
 and an error names the key path). ``[model]`` is a :class:`forecaster.ForecasterConfig`.
 An environment variable ``FORECASTER_<TABLE>__<KEY>`` overrides ``[table] key`` (for
-secrets and containers): ``FORECASTER_KAFKA__BOOTSTRAP_SERVERS=broker:9092``. Its value
-is read as a TOML value when it parses as one (``64``, ``true``, ``["a", "b"]``) and as a
-plain string otherwise. Unknown keys, in the file or the environment, are errors.
+secrets and containers): ``FORECASTER_KAFKA__BOOTSTRAP_SERVERS=broker:9092``. The value
+is text, converted to the key's type (``64``, ``2.5``, ``true``; ``0.9`` stays the text
+"0.9" for ``api_version``); an array or table is written as TOML (``["a", "b"]``). Keys
+with no declared type, in ``[model]`` and ``[kafka.client]``, read the value as TOML when
+it parses as one (quote it to keep text: ``'"0123"'``). Unknown keys, in the file or the
+environment, are errors.
 """
 
 from __future__ import annotations
@@ -128,7 +131,10 @@ class Settings(_Section):
         return ForecasterConfig.from_dict(self.model)
 
 
-def _env_value(text: str) -> Any:
+def _env_value(text: str, typed: bool) -> Any:
+    """``text`` as TOML where no declared type will convert it (or for arrays and tables)."""
+    if not typed and not text.lstrip().startswith(("[", "{")):
+        return text
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -153,7 +159,8 @@ def apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
                 raise ValueError(msg)
             node[part] = child = dict(child)
             node = child
-        node[path[-1]] = _env_value(raw)
+        untyped = path[0] == "model" or path[:2] == ["kafka", "client"]
+        node[path[-1]] = _env_value(raw, typed=untyped)
     return out
 
 

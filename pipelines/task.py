@@ -52,18 +52,29 @@ class PartitionTask:
     def process(self) -> tuple[ForecastBatch | None, list[Rejected]]:
         """Learn as much of the backlog as can be learned without waiting for a retrain.
 
-        Returns the forecasts of the accepted events and the rejected records.
+        Returns the forecasts of the accepted events and the rejected records. Records
+        from the first event that would wait on stay in the backlog.
         """
-        limit = self.model.events_before_wait()
-        take = len(self.backlog) if limit is None else min(limit, len(self.backlog))
-        if take == 0:
+        if not self.backlog or self.model.events_before_wait() == 0:
             return None, []
-        recs = [self.backlog.popleft() for _ in range(take)]
-        dec = self.decoder.decode(recs)
+        dec = self.decoder.decode(list(self.backlog))
+        ts, values, cov = dec.arrays(len(self.decoder.features))
+        limit = self.model.events_before_wait(ts)
+        end = None  # the offset of the first record left for later
+        if limit is not None and limit < len(dec.records):
+            end = dec.records[limit].offset
+            ts, values, cov = ts[:limit], values[:limit], cov[:limit]
+            del dec.records[limit:], dec.series[limit:]
+            dec.rejected = [r for r in dec.rejected if r.record.offset < end]
+        taken = 0
+        while self.backlog and (end is None or self.backlog[0].offset < end):
+            last = self.backlog.popleft()
+            taken += 1
+        if taken == 0:
+            return None, []
         rejected = dec.rejected
         batch = None
         if dec.records:
-            ts, values, cov = dec.arrays(len(self.decoder.features))
             upd = self.model.learn(dec.series, ts, values, cov if cov.shape[1] else None)
             ok = upd.accepted
             for i in np.flatnonzero(~ok).tolist():
@@ -71,6 +82,7 @@ class PartitionTask:
                     dec.records[i], OUT_OF_ORDER,
                     f"ts {ts[i]:.3f} is older than series {dec.series[i][:40]!r}'s latest event",
                 ))  # fmt: skip
+            rejected.sort(key=lambda r: r.record.offset)
             kept = np.flatnonzero(ok)
             batch = ForecastBatch(
                 self.topic, self.partition,
@@ -78,6 +90,6 @@ class PartitionTask:
                 upd.series, upd.ts, upd.value, upd.step_ts, upd.yhat, upd.lower, upd.upper,
                 upd.model_version,
             )  # fmt: skip
-        self.next_offset = recs[-1].offset + 1
-        self.events_since_save += take
+        self.next_offset = last.offset + 1
+        self.events_since_save += taken
         return batch, rejected

@@ -1,0 +1,217 @@
+"""The run loop with an in-memory source: what the service does, without a broker."""
+
+from __future__ import annotations
+
+import csv
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from forecaster import OnlineForecaster
+from forecaster.retrain import RetrainJob
+from pipelines.checkpoint import Checkpoint, CheckpointStore
+from pipelines.loop import LoopSettings, Runner
+from pipelines.records import Message, Record, Rejected
+from pipelines.sinks import CsvSink, FanOut, ForecastBatch, JsonlSink, ListDeadLetters, ListSink
+from pipelines.sources import TP, MemorySource
+from tests.pipelines.streams import MODEL, sensor_events
+
+CLOCK = 1.7e9
+
+
+def partitions(msgs: list[tuple[bytes, bytes]], n: int = 2) -> dict[TP, list[Record]]:
+    """Messages spread over ``n`` partitions by key, as a keyed producer would."""
+    out: dict[TP, list[Record]] = {("in", p): [] for p in range(n)}
+    for key, value in msgs:
+        p = sum(key) % n
+        out[("in", p)].append(Message("in", p, len(out[("in", p)]), key, value))
+    return out
+
+
+def runner(source: MemorySource, sink: Any, store: Any, dead: Any = None, **loop: Any) -> Runner:
+    settings = LoopSettings(**{"every_events": 10**9, "every_seconds": 1e9, **loop})
+    return Runner(source, sink, dead or ListDeadLetters(), store,
+                  lambda: OnlineForecaster(MODEL), settings, clock=lambda: CLOCK)  # fmt: skip
+
+
+def drain(r: Runner) -> None:
+    if not r.started:
+        r.start()
+    src = r.source
+    assert isinstance(src, MemorySource)
+    while not src.exhausted or any(t.backlog for t in r.tasks.values()):
+        r.run_once()
+
+
+def test_forecasts_do_not_depend_on_the_poll_batch_size(tmp_path: Path) -> None:
+    msgs = sensor_events(n_series=5, per_series=90, seed=0)
+    outputs = []
+    for batch in (1, 37, 10_000):
+        sink = ListSink()
+        r = runner(
+            MemorySource(partitions(msgs), batch), sink, CheckpointStore(tmp_path / str(batch))
+        )
+        drain(r)
+        r.close()
+        outputs.append(sorted(sink.messages))
+    assert outputs[0] == outputs[1] == outputs[2]  # whole messages, model versions included
+    assert len(outputs[0]) == len(msgs)
+    assert max(orjson.loads(v)["model_version"] for _, v in outputs[0]) >= 1
+
+
+class Recorder:
+    """Sink, dead-letter sink, store and source wrappers that log what happens, in order."""
+
+    def __init__(self, source: MemorySource, root: Path) -> None:
+        self.log: list[tuple[str, Any]] = []
+        self.inner_source, self.store = source, CheckpointStore(root)
+        self.saved: dict[TP, int] = {}
+
+    # sink
+    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        self.log.append(("write", (batch.partition, int(batch.offsets[-1]))))
+
+    def flush(self) -> None:
+        self.log.append(("flush", None))
+
+    def close(self) -> None:
+        pass
+
+    # store
+    def save(self, ckpt: Checkpoint) -> Path:
+        self.log.append(("save", ((ckpt.topic, ckpt.partition), ckpt.next_offset)))
+        self.saved[(ckpt.topic, ckpt.partition)] = ckpt.next_offset
+        return self.store.save(ckpt)
+
+    def load(self, topic: str, partition: int) -> Checkpoint | None:
+        return self.store.load(topic, partition)
+
+    def path(self, topic: str, partition: int) -> Path:
+        return self.store.path(topic, partition)
+
+
+def test_offsets_are_committed_only_after_flush_and_a_durable_checkpoint(tmp_path: Path) -> None:
+    msgs = sensor_events(n_series=4, per_series=80, seed=1)
+    source = MemorySource(partitions(msgs), batch=25)
+    rec = Recorder(source, tmp_path)
+    commits: list[dict[TP, int]] = []
+    inner_commit = source.commit
+
+    def commit(offsets: dict[TP, int], wait: bool = True) -> None:
+        rec.log.append(("commit", dict(offsets)))
+        commits.append(dict(offsets))
+        inner_commit(offsets, wait)
+
+    source.commit = commit  # type: ignore[method-assign]
+    r = runner(source, rec, rec, every_events=60)
+    drain(r)
+    r.close()
+    assert len(commits) >= 2
+    written: dict[int, int] = {}  # partition -> last offset written to the sink
+    flushed: dict[int, int] = {}
+    saved: dict[TP, int] = {}
+    for what, arg in rec.log:
+        if what == "write":
+            written[arg[0]] = arg[1]
+        elif what == "flush":
+            flushed = dict(written)
+        elif what == "save":
+            saved[arg[0]] = arg[1]
+        elif what == "commit":
+            for tp, off in arg.items():
+                assert saved[tp] == off  # the checkpoint on disk holds exactly this offset
+                assert flushed.get(tp[1], -1) >= off - 1  # every forecast before it flushed
+    ends = {tp: len(recs) for tp, recs in source.partitions.items()}
+    assert source.committed == ends  # everything committed at the end
+    for tp, off in ends.items():
+        loaded = rec.store.load(*tp)
+        assert loaded is not None and loaded.next_offset == off
+
+
+def test_a_restart_from_checkpoints_continues_exactly(tmp_path: Path) -> None:
+    msgs = sensor_events(n_series=6, per_series=100, seed=2)
+    parts = partitions(msgs)
+    whole = ListSink()
+    drain(r := runner(MemorySource(parts, 50), whole, CheckpointStore(tmp_path / "a")))
+    r.close()
+    # First life: the first 60% of each partition, then a clean stop (checkpoint + commit).
+    first = ListSink()
+    head = {tp: recs[: len(recs) * 6 // 10] for tp, recs in parts.items()}
+    store = CheckpointStore(tmp_path / "b")
+    drain(r := runner(MemorySource(head, 50), first, store))
+    r.close()
+    # Second life: the whole topic; each partition is restored and read from its offset.
+    second = ListSink()
+    r = runner(MemorySource(parts, 50), second, store)
+    drain(r)
+    r.close()
+    assert r.stats.restored == len(parts)
+    assert sorted(first.messages + second.messages) == sorted(whole.messages)
+
+
+def test_the_loop_never_waits_for_a_retrain(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    gate = threading.Event()
+    run = RetrainJob._run
+
+    def slow_run(job: RetrainJob) -> None:  # a retrain that takes as long as the test likes
+        gate.wait(60)
+        run(job)
+
+    monkeypatch.setattr(RetrainJob, "_run", slow_run)
+    msgs = sensor_events(n_series=1, per_series=200, seed=3)
+    source = MemorySource(partitions(msgs, 1), batch=50)
+    r = runner(source, ListSink(), CheckpointStore(tmp_path), every_events=10)
+    r.start()
+    for _ in range(5):
+        r.run_once()
+    task = r.tasks[("in", 0)]
+    # Learned up to the event where the running retrain's weights are due, then paused.
+    assert task.model.retrain_running
+    assert task.model.events_before_wait() == 0
+    assert 0 < task.model.n_events < 200
+    assert source.paused == {("in", 0)}
+    stopped_at = task.model.n_events
+    for _ in range(3):
+        assert r.run_once() == 0  # returns at once, learns nothing, checkpoints nothing
+    assert task.model.n_events == stopped_at
+    saved = store_offset(tmp_path)
+    assert saved is not None and saved < stopped_at  # nothing saved while it trains
+    gate.set()
+    drain(r)
+    r.close()
+    assert task.model.n_events == 200 and not source.paused
+    assert store_offset(tmp_path) == 200
+
+
+def store_offset(root: Path) -> int | None:
+    ckpt = CheckpointStore(root).load("in", 0)
+    return None if ckpt is None else ckpt.next_offset
+
+
+def test_file_sinks_hold_what_the_topic_gets(tmp_path: Path) -> None:
+    msgs = sensor_events(n_series=3, per_series=30, seed=4)
+    topic = ListSink()
+    sinks = FanOut([topic, JsonlSink(tmp_path / "f.jsonl"), CsvSink(tmp_path / "f.csv")])
+    dead = ListDeadLetters()
+    bad = [(b"x", b"{nope")]
+    drain(
+        r := runner(
+            MemorySource(partitions(bad + msgs, 1), 40), sinks, CheckpointStore(tmp_path), dead
+        )
+    )
+    r.close()
+    lines = (tmp_path / "f.jsonl").read_bytes().splitlines()
+    assert lines == [v for _, v in topic.messages] and len(lines) == len(msgs)
+    rows = list(csv.DictReader((tmp_path / "f.csv").open()))
+    assert len(rows) == len(msgs) * MODEL["horizon"]
+    first = orjson.loads(lines[0])
+    assert [float(row["yhat"]) for row in rows[: MODEL["horizon"]]] == first["yhat"]
+    assert rows[0]["series"] == first["series"] and rows[0]["step_ts"] == first["horizon"][0]
+    assert [(d.reason, d.record.offset) for d in dead.rejected] == [("undecodable", 0)]
+    assert isinstance(dead.rejected[0], Rejected) and r.stats.rejected["undecodable"] == 1
