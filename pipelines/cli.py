@@ -185,7 +185,10 @@ def bench_core(as_json: bool, quick: bool) -> None:
 )  # fmt: skip
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))  # fmt: skip
-def run(config_path: Path, log_level: str) -> None:
+@click.option("--exit-when-idle", default=0.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(min=0.0),
+              help="Also stop once no event has arrived for this long (0: never).")  # fmt: skip
+def run(config_path: Path, log_level: str, exit_when_idle: float) -> None:
     """Consume events from Kafka and produce forecasts until SIGTERM or SIGINT."""
     import logging
 
@@ -205,9 +208,80 @@ def run(config_path: Path, log_level: str) -> None:
     if settings.service.print_forecasts:
         service.runner.listeners.append(ForecastPrinter(_console()))
     service.install_signal_handlers()
-    stats = service.run()
+    stats = service.run(exit_when_idle)
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(stats.rejected.items())) or "none"
     click.echo(
         f"stopped: {stats.events} events, {stats.forecasts} forecasts, rejected: {rejected}; "
-        f"{stats.checkpoints} checkpoints, {stats.commits} commits"
+        f"{stats.checkpoints} partition checkpoints in {stats.commits} commit(s)"
     )
+
+
+@main.command("feed")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))  # fmt: skip
+@click.option(
+    "--config", "config_path", required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The service's TOML settings: [kafka] and [topics] input are used.",
+)  # fmt: skip
+@click.option("--rate", default=2000.0, show_default=True, type=click.FloatRange(min=0.0),
+              help="Events per second (0: as fast as possible).")  # fmt: skip
+@click.option("--limit", type=click.IntRange(min=1), help="Send only the first N events.")
+def feed_cmd(files: tuple[Path, ...], config_path: Path, rate: float, limit: int | None) -> None:
+    """Play timestamp,value CSV recordings into the input topic, one series per file."""
+    from pipelines.feed import feed, kafka_feed, load_recordings
+    from pipelines.kafka_io import make_producer
+    from pipelines.settings import load_settings
+
+    try:
+        settings = load_settings(config_path)
+        events = load_recordings(files, limit)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    topic = settings.topics.input
+    producer = make_producer(settings.kafka)
+    try:
+        n = feed(*kafka_feed(producer, topic), events, rate)
+    finally:
+        producer.close()
+    click.echo(f"fed {n} events of {len(files)} series to {topic!r}")
+
+
+@bench.command("kafka")
+@click.option("--bootstrap", help="A broker to use (host:port); default: start the local one.")
+@click.option("--api-version", default="auto", show_default=True,
+              help="The broker's protocol version with --bootstrap.")  # fmt: skip
+@click.option("--series", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--events-per-series", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
+def bench_kafka(bootstrap: str | None, api_version: str, series: int, events_per_series: int,
+                rounds: int, as_json: bool) -> None:  # fmt: skip
+    """The full service's events/s beside a bare consumer's, on the same broker and topic."""
+    from pipelines.benchmarks import kafka
+
+    try:
+        result = kafka.run(bootstrap, api_version, series, events_per_series, rounds)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    table = _table(
+        f"{result['events']:,} events of {result['series']:,} series, "
+        f"{result['partitions']} partitions, median of {result['rounds']} rounds",
+        ("reader", "events/s", "of bare"), left=("reader",),
+    )  # fmt: skip
+    bare, full = result["bare_events_per_s"], result["service_events_per_s"]
+    table.add_row("bare kafka-python consumer (poll only)", f"{bare:,.0f}", "100%")
+    table.add_row("forecaster service (consume, decode, learn, forecast, produce, commit)",
+                  f"{full:,.0f}", f"{result['service_over_bare']:.0%}")  # fmt: skip
+    out = _console()
+    out.print(table)
+    d = result["decode"]
+    out.print(
+        f"decoding, us/message: ours {d['decoder_us']:.2f} (orjson parse alone "
+        f"{d['orjson_parse_us']:.2f}; the standard json module's {d['json_parse_us']:.2f})"
+    )
+    verdict = "met" if result["service_over_bare"] >= result["goal"] else "not met"
+    out.print(f"goal: the service keeps at least {result['goal']:.0%} of the bare rate: {verdict}")

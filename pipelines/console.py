@@ -35,19 +35,20 @@ class ForecastPrinter:
                 self._shown.append(sid)
         latest = {sid: i for i, sid in enumerate(batch.series)}
         k = batch.yhat.shape[1]
+        steps = sorted({1, max(1, k // 2), k})
+        width = max(len(sid) for sid in self._shown)
         for sid in self._shown:
             i = latest.get(sid)
             if i is None:
                 continue
-            steps = sorted({0, k // 2, k - 1})
             ahead = "  ".join(
-                f"+{j + 1}: {batch.yhat[i, j]:.4g} [{batch.lower[i, j]:.4g}, "
-                f"{batch.upper[i, j]:.4g}]"
+                f"+{j}: {batch.yhat[i, j - 1]:.4g} [{batch.lower[i, j - 1]:.4g}, "
+                f"{batch.upper[i, j - 1]:.4g}]"
                 for j in steps
             )
-            when = str(iso_times(batch.ts[i]))
+            when = iso_times(batch.ts[i])[:16].replace("T", " ")
             self.console.print(
-                f"[bold]{sid}[/] {when} value {batch.value[i]:.4g}  {ahead}  "
+                f"[bold]{sid:<{width}}[/] {when}  {batch.value[i]:>8.4g} | {ahead}  "
                 f"v{int(batch.model_version[i])}",
-                highlight=False,
-            )
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip

@@ -13,6 +13,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError
+from kafka.partitioner import DefaultPartitioner
 from kafka.structs import OffsetAndMetadata
 
 from pipelines.records import Record, Rejected
@@ -155,11 +156,30 @@ class _Producing:
 
 
 class KafkaForecastSink(_Producing):
-    """Forecasts to the output topic, keyed by series."""
+    """Forecasts to the output topic, keyed by series.
+
+    Each series' partition is the default partitioner's choice (murmur2 of the key, as
+    every Kafka client computes it), worked out once per series rather than per message.
+    """
+
+    def __init__(self, producer: KafkaProducer, topic: str) -> None:
+        super().__init__(producer, topic)
+        self._partitions: list[int] = []
+        self._of_key: dict[bytes, int] = {}
+        self._partitioner = DefaultPartitioner()
 
     def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        if not messages:
+            return
+        parts = sorted(self.producer.partitions_for(self.topic))
+        if parts != self._partitions:  # first use, or the topic grew
+            self._partitions, self._of_key = parts, {}
+        of_key, send, topic, note = self._of_key, self.producer.send, self.topic, self._note
         for key, value in messages:
-            self._send(key, value)
+            part = of_key.get(key)
+            if part is None:
+                part = of_key[key] = self._partitioner(key, parts, parts)
+            send(topic, key=key, value=value, partition=part).add_errback(note)
 
 
 class KafkaDeadLetterSink(_Producing):

@@ -96,6 +96,7 @@ class Runner:
         self._saved_at = monotonic()
         self._save_due = False
         self.started = False
+        self.last_record_at: float | None = None  # monotonic time records last arrived
 
     # --- partitions moving ------------------------------------------------------
     def start(self) -> None:
@@ -158,6 +159,8 @@ class Runner:
             timeout = min(timeout, 20)
         batches = self.source.poll(timeout)
         self.stats.polls += 1
+        if batches:
+            self.last_record_at = self.monotonic()
         for tp, records in batches.items():
             task = self.tasks.get(tp)
             if task is not None:  # records of a partition revoked during this poll are dropped
@@ -176,7 +179,7 @@ class Runner:
                 self._count_rejected(rejected)
             if batch is not None and len(batch):
                 if issued_at is None:
-                    issued_at = str(iso_times(np.array(self.clock())))
+                    issued_at = iso_times(np.float64(self.clock()))
                 self.sink.write(batch, encode_forecasts(batch, issued_at))
                 self.stats.forecasts += len(batch)
                 for listener in self.listeners:

@@ -89,11 +89,24 @@ class Service:
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
 
-    def run(self) -> LoopStats:
-        """Consume until stopped; BLAS (retraining) limited to ``train_threads``."""
+    def run(self, exit_when_idle: float = 0.0) -> LoopStats:
+        """Consume until stopped; BLAS (retraining) limited to ``train_threads``.
+
+        ``exit_when_idle``: also stop once no record has arrived for that many seconds
+        after the first one (0: never), for demos and catch-up jobs.
+        """
+        runner = self.runner
+
+        def should_stop() -> bool:
+            if self.stop.is_set():
+                return True
+            last = runner.last_record_at
+            return bool(exit_when_idle and last is not None
+                        and runner.monotonic() - last >= exit_when_idle)  # fmt: skip
+
         try:
             with threadpool_limits(self.settings.service.train_threads):
-                return self.runner.run(self.stop.is_set)
+                return runner.run(should_stop)
         finally:
             self.producer.close()
 

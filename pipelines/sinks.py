@@ -2,11 +2,12 @@
 
 A forecast message (value, UTF-8 JSON; key: the series id)::
 
-    {"series": "pump-7", "ts": "2024-05-01T12:00:00.000Z",
-     "issued_at": "2024-05-01T12:00:00.153Z", "horizon": ["...", ...],
+    {"series": "pump-7", "ts": "2024-05-01T12:00:00Z",
+     "issued_at": "2024-05-01T12:00:00.153Z", "horizon": ["2024-05-01T12:05:00Z", ...],
      "yhat": [...], "lower": [...], "upper": [...], "model_version": 3}
 
-``ts`` is the event's time and ``horizon`` the expected times of the next K events;
+``ts`` is the event's time and ``horizon`` the expected times of the next K events
+(RFC 3339, UTC, to the millisecond; fractions of a second only where not zero);
 ``issued_at`` is the wall clock when the service wrote it. Delivery is at-least-once:
 after a restart a forecast may come again, identical but for ``issued_at``, so
 (series, ts, model_version) identifies it.
@@ -34,6 +35,8 @@ from forecaster.core import F64Array
 from forecaster.core.params import I64Array
 from pipelines.records import Rejected
 
+_NUMPY_JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+
 
 @dataclass(frozen=True)
 class ForecastBatch:
@@ -55,24 +58,38 @@ class ForecastBatch:
         return len(self.series)
 
 
-def iso_times(seconds: F64Array) -> np.ndarray:
-    """ISO-8601 UTC text, millisecond precision, for an array of epoch seconds."""
-    ms = np.rint(np.asarray(seconds) * 1000.0).astype(np.int64).astype("datetime64[ms]")
-    return np.datetime_as_string(ms, unit="ms", timezone="UTC")
+def as_datetimes(seconds: F64Array | np.float64) -> np.ndarray:
+    """Epoch seconds as ``datetime64[ms]`` (what the forecast messages carry)."""
+    return np.rint(np.asarray(seconds) * 1000.0).astype(np.int64).astype("datetime64[ms]")
+
+
+def iso_times(seconds: F64Array | np.float64) -> Any:
+    """Epoch seconds as the RFC 3339 UTC text of the forecast messages (nested lists).
+
+    >>> iso_times(np.array([1714564800.0, 1714564800.25]))
+    ['2024-05-01T12:00:00Z', '2024-05-01T12:00:00.250000Z']
+    >>> iso_times(np.float64(1714564800.0))
+    '2024-05-01T12:00:00Z'
+    """
+    return orjson.loads(orjson.dumps(as_datetimes(seconds), option=_NUMPY_JSON))
 
 
 def encode_forecasts(batch: ForecastBatch, issued_at: str) -> list[tuple[bytes, bytes]]:
-    """(key, value) of each forecast message."""
-    ts = iso_times(batch.ts).tolist()
-    steps = iso_times(batch.step_ts).tolist()
-    yhat, lower, upper = batch.yhat.tolist(), batch.lower.tolist(), batch.upper.tolist()
+    """(key, value) of each forecast message.
+
+    orjson writes the NumPy rows and times in C (times as RFC 3339, UTC, with
+    microseconds only where they are not zero), with no Python object per number.
+    """
+    ts, steps = as_datetimes(batch.ts), as_datetimes(batch.step_ts)
+    yhat, lower, upper = (np.ascontiguousarray(a) for a in (batch.yhat, batch.lower, batch.upper))
     version = batch.model_version.tolist()
+    dumps = orjson.dumps
     out = []
     for i, sid in enumerate(batch.series):
         doc = {"series": sid, "ts": ts[i], "issued_at": issued_at, "horizon": steps[i],
                "yhat": yhat[i], "lower": lower[i], "upper": upper[i],
                "model_version": version[i]}  # fmt: skip
-        out.append((sid.encode(), orjson.dumps(doc)))
+        out.append((sid.encode(), dumps(doc, option=_NUMPY_JSON)))
     return out
 
 
@@ -155,7 +172,7 @@ class CsvSink:
         k = batch.yhat.shape[1] if batch.yhat.ndim == 2 else 0
         for i, sid in enumerate(batch.series):
             for j in range(k):
-                w.writerow((sid, ts[i], j + 1, steps[i, j], repr(float(batch.yhat[i, j])),
+                w.writerow((sid, ts[i], j + 1, steps[i][j], repr(float(batch.yhat[i, j])),
                             repr(float(batch.lower[i, j])), repr(float(batch.upper[i, j])),
                             int(batch.model_version[i])))  # fmt: skip
         self._fh.write(buf.getvalue())

@@ -7,6 +7,10 @@ ensure_venv() {
         python3 -m venv .venv
     fi
     local stamp=".venv/.installed-${extra:-base}"
+    # The test install holds the base one: the demo needs no second install after tests.
+    if [ -z "$extra" ] && [ -f .venv/.installed-test ] && [ ! pyproject.toml -nt .venv/.installed-test ]; then
+        stamp=".venv/.installed-test"
+    fi
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         .venv/bin/python -m pip install --quiet --upgrade pip
         # torch==2.13.0 resolves to the local CPU wheel on these machines.

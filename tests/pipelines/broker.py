@@ -10,8 +10,6 @@ has one, and by auto-creation otherwise.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +19,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-ROOT = Path(__file__).resolve().parents[2]
+from pipelines import localkafka
+
 PARTITIONS = 4
 
 
@@ -115,26 +114,11 @@ class Broker:
         return {tp.partition: off for tp, off in ends.items()}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def local_broker(run_dir: Path) -> Iterator[Broker]:
-    """Start the bundled broker on free ports for the session, stop it afterwards."""
+    """The broker of ``FORECASTER_TEST_BOOTSTRAP``, else the bundled one for the session."""
     given = os.environ.get("FORECASTER_TEST_BOOTSTRAP")
     if given:
         yield Broker(given, os.environ.get("FORECASTER_TEST_API_VERSION", "auto"))
         return
-    # Free ports of their own, so test runs side by side (and a demo) never collide.
-    env = {**os.environ, "KAFKA_PORT": str(free_port()), "ZOOKEEPER_PORT": str(free_port()),
-           "KAFKA_PARTITIONS": str(PARTITIONS)}  # fmt: skip
-    script = ROOT / "deploy" / "kafka" / "broker"
-    subprocess.run([script, "stop", str(run_dir)], env=env, check=False)
-    out = subprocess.run([script, "start", str(run_dir)], env=env, check=True,
-                         capture_output=True, text=True)  # fmt: skip
-    try:
-        yield Broker(out.stdout.strip().splitlines()[-1], "0.9")
-    finally:
-        subprocess.run([script, "stop", str(run_dir)], env=env, check=False)
+    with localkafka.local_broker(run_dir, PARTITIONS) as bootstrap:
+        yield Broker(bootstrap, localkafka.LOCAL_API_VERSION)
