@@ -12,19 +12,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.partitioner import DefaultPartitioner
 from kafka.structs import OffsetAndMetadata
 
 from pipelines.records import Record, Rejected
 from pipelines.settings import KafkaSettings
-from pipelines.sinks import ForecastBatch, encode_dead_letter
+from pipelines.sinks import ForecastBatch, SinkError, encode_dead_letter
 from pipelines.sources import TP, Listener
 
 log = logging.getLogger(__name__)
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(SinkError):
     """The producer could not deliver messages; nothing after them is committed."""
 
 
@@ -41,7 +41,9 @@ def client_options(cfg: KafkaSettings) -> dict[str, Any]:
 def make_producer(cfg: KafkaSettings) -> KafkaProducer:
     """A producer that waits for the leader's acknowledgement and retries."""
     return KafkaProducer(
-        **client_options(cfg), acks=1, retries=5, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
+        **client_options(cfg), acks=1, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
+        # Retried until delivery_timeout_ms, so a short broker outage only delays a flush.
+        delivery_timeout_ms=cfg.delivery_timeout_ms, max_block_ms=cfg.delivery_timeout_ms,
         max_in_flight_requests_per_connection=1,  # retries keep the order of a partition
     )  # fmt: skip
 
@@ -79,8 +81,11 @@ def _log_failed_commit(offsets: Any, response: Any) -> None:
 class KafkaSource:
     """The input topic, read in a consumer group; offsets are committed only when told."""
 
-    def __init__(self, consumer: KafkaConsumer, topic: str) -> None:
+    def __init__(
+        self, consumer: KafkaConsumer, topic: str, commit_timeout_ms: int = 10_000
+    ) -> None:
         self.consumer, self.topic = consumer, topic
+        self.commit_timeout_ms = commit_timeout_ms
 
     def start(self, on_assigned: Listener, on_revoked: Listener) -> None:
         self.consumer.subscribe([self.topic], listener=_Rebalance(on_assigned, on_revoked))
@@ -113,11 +118,12 @@ class KafkaSource:
             self.consumer.commit_async(meta, callback=_log_failed_commit)
             return
         try:
-            self.consumer.commit(meta)
-        except CommitFailedError as exc:
-            # The group moved on (a rebalance). Nothing is lost: the offsets are in the
-            # checkpoints, which the partitions' next owners restore and seek to.
-            log.warning("offset commit refused, the checkpoints hold the offsets: %s", exc)
+            self.consumer.commit(meta, timeout_ms=self.commit_timeout_ms)
+        except (CommitFailedError, KafkaError) as exc:
+            # The group moved on (a rebalance) or the broker is away. Nothing is lost: the
+            # offsets are in the checkpoints, which the partitions' owners restore and
+            # seek to; the next commit carries them to Kafka.
+            log.warning("offset commit failed, the checkpoints hold the offsets: %r", exc)
 
     def lag(self) -> dict[TP, int]:
         """Messages between each assigned partition's position and its end (as last fetched)."""
@@ -137,14 +143,24 @@ class _Producing:
 
     def __init__(self, producer: KafkaProducer, topic: str) -> None:
         self.producer, self.topic = producer, topic
+        self._timeout = producer.config["delivery_timeout_ms"] / 1000.0
         self._failures: list[BaseException] = []
         self._note = self._failures.append
 
-    def _send(self, key: bytes | None, value: bytes) -> None:
-        self.producer.send(self.topic, key=key, value=value).add_errback(self._note)
+    def _send(self, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+        try:
+            future = self.producer.send(self.topic, key=key, value=value, partition=partition)
+        except KafkaError as exc:  # no metadata within max_block_ms, a record too large
+            msg = f"could not send to {self.topic!r}: {exc!r}"
+            raise DeliveryError(msg) from exc
+        future.add_errback(self._note)
 
     def flush(self) -> None:
-        self.producer.flush()
+        try:
+            self.producer.flush(timeout=self._timeout)
+        except KafkaError as exc:
+            msg = f"messages to {self.topic!r} were not delivered in time: {exc!r}"
+            raise DeliveryError(msg) from exc
         if self._failures:
             first, n = self._failures[0], len(self._failures)
             self._failures.clear()
@@ -171,15 +187,19 @@ class KafkaForecastSink(_Producing):
     def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
         if not messages:
             return
-        parts = sorted(self.producer.partitions_for(self.topic))
+        try:
+            parts = sorted(self.producer.partitions_for(self.topic))
+        except KafkaError as exc:
+            msg = f"no partitions of {self.topic!r}: {exc!r}"
+            raise DeliveryError(msg) from exc
         if parts != self._partitions:  # first use, or the topic grew
             self._partitions, self._of_key = parts, {}
-        of_key, send, topic, note = self._of_key, self.producer.send, self.topic, self._note
+        of_key, send = self._of_key, self._send
         for key, value in messages:
             part = of_key.get(key)
             if part is None:
                 part = of_key[key] = self._partitioner(key, parts, parts)
-            send(topic, key=key, value=value, partition=part).add_errback(note)
+            send(key, value, part)
 
 
 class KafkaDeadLetterSink(_Producing):

@@ -30,6 +30,7 @@ from pipelines.sinks import (
     DeadLetterSink,
     ForecastBatch,
     ForecastSink,
+    SinkError,
     encode_forecasts,
     iso_times,
 )
@@ -46,6 +47,8 @@ class LoopSettings:
     every_events: int = 20_000
     every_seconds: float = 30.0
     poll_timeout_ms: int = 200
+    # After a sink failure: the first pause before reading again, doubled up to the last.
+    backoff_seconds: tuple[float, float] = (0.5, 30.0)
 
 
 @dataclass
@@ -60,6 +63,7 @@ class LoopStats:
     checkpoints: int = 0
     commits: int = 0
     restored: int = 0
+    sink_failures: int = 0  # each one sent every partition back to its latest checkpoint
     last_checkpoint: float = 0.0  # wall clock
 
 
@@ -80,11 +84,13 @@ class Runner:
         settings: LoopSettings | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.source, self.sink, self.dead_letters, self.store = source, sink, dead_letters, store
         self.make_model = make_model
         self.settings = settings or LoopSettings()
-        self.clock, self.monotonic = clock, monotonic
+        self.clock, self.monotonic, self.sleep = clock, monotonic, sleep
+        self._backoff = 0.0
         self.tasks: dict[TP, PartitionTask] = {}
         self.parked: dict[TP, PartitionTask] = {}  # revoked, kept in case they come back
         self.stats = LoopStats()
@@ -118,11 +124,16 @@ class Runner:
     def revoked(self, tps: list[TP]) -> None:
         """Checkpoint and commit the partitions before another instance takes them."""
         going = [tp for tp in tps if tp in self.tasks]
-        self.checkpoint(going, wait=True, in_callback=True)
+        try:
+            self.checkpoint(going, wait=True, in_callback=True)
+        except SinkError as exc:
+            # Not all forecasts delivered: the next owner redoes them from the checkpoint.
+            log.warning("revoked before its forecasts were delivered: %r", exc)
         for tp in going:
             task = self.tasks.pop(tp)
             task.backlog.clear()  # unprocessed: the next owner reads them from the offset
-            self.parked[tp] = task
+            if not task.dirty:  # kept only when it equals its checkpoint
+                self.parked[tp] = task
         log.info("revoked %s", sorted(tps))
 
     def _open(self, tp: TP) -> PartitionTask:
@@ -133,7 +144,7 @@ class Runner:
                 return parked
             # From the committed offset (or the reset policy): known with the first record.
             return PartitionTask(tp[0], tp[1], self.make_model(), None, self.decoder)
-        if parked is not None and parked.saved_offset == ckpt.next_offset:
+        if parked is not None and not parked.dirty and parked.saved_offset == ckpt.next_offset:
             return parked  # nobody moved it on meanwhile: the state in memory is current
         if ckpt.model_config != self.model_config:
             changed = sorted(k for k in set(ckpt.model_config) | set(self.model_config)
@@ -152,7 +163,39 @@ class Runner:
 
     # --- the loop ---------------------------------------------------------------
     def run_once(self) -> int:
-        """One poll and everything it makes due; returns the events processed."""
+        """One poll and everything it makes due; returns the events processed.
+
+        When a sink fails (the broker is away longer than the producer retries), every
+        partition goes back to its latest checkpoint and is read again from there after
+        a pause that doubles on each failure in a row (``backoff_seconds``). Nothing past
+        a checkpoint is committed before its forecasts are delivered, so nothing is lost.
+        """
+        try:
+            return self._poll_and_process()
+        except SinkError as exc:
+            self._recover(exc)
+            return 0
+
+    def _recover(self, exc: SinkError) -> None:
+        first, most = self.settings.backoff_seconds
+        self._backoff = min(most, max(first, 2 * self._backoff))
+        self.stats.sink_failures += 1
+        log.warning("a sink failed (%s); every partition goes back to its checkpoint and is "
+                    "read again in %.1f s", exc, self._backoff)  # fmt: skip
+        for tp, task in list(self.tasks.items()):
+            offset = task.restart_offset
+            if offset is None:  # nothing read yet
+                continue
+            del self.tasks[tp]
+            self.parked.pop(tp, None)
+            fresh = self._open(tp)
+            self.tasks[tp] = fresh
+            self.source.seek(tp, offset)
+            self.source.resume([tp])
+        self._save_due, self._since_save = False, 0
+        self.sleep(self._backoff)
+
+    def _poll_and_process(self) -> int:
         waiting = any(t.backlog for t in self.tasks.values())
         timeout = self.settings.poll_timeout_ms
         if waiting:  # a partition waits for a retrain: come back soon to feed it
@@ -228,6 +271,7 @@ class Runner:
                 self.stats.checkpoints += 1
             offsets: dict[TP, int] = {(t.topic, t.partition): t.next_offset for t in ready}  # type: ignore[misc]
             self.source.commit(offsets, wait=not in_callback)
+            self._backoff = 0.0  # delivered and durable: the sinks work again
             log.info("checkpoint and commit: %s", offsets)
             self.stats.commits += 1
             self.stats.last_checkpoint = now
@@ -249,7 +293,11 @@ class Runner:
         return self.stats
 
     def close(self) -> None:
-        """Finish: flush, checkpoint every partition (waiting for retrains), commit, close."""
+        """Finish: flush, checkpoint every partition (waiting for retrains), commit, close.
+
+        Raises :class:`SinkError` when the last forecasts could not be delivered: no
+        checkpoint or commit then covers them, and a restart issues them again.
+        """
         try:
             self.checkpoint(list(self.tasks), wait=True)
         finally:

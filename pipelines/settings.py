@@ -46,6 +46,9 @@ class KafkaSettings(_Section):
     session_timeout_ms: int = Field(10_000, ge=500)
     heartbeat_interval_ms: int = Field(3_000, ge=100)
     linger_ms: int = Field(5, ge=0)
+    # How long the producer retries a forecast before the loop goes back to the last
+    # checkpoint (a broker outage shorter than this only delays the stream).
+    delivery_timeout_ms: int = Field(120_000, ge=1000)
     # kafka-python settings for both clients, e.g. security_protocol, sasl_mechanism,
     # sasl_plain_username, sasl_plain_password, ssl_cafile.
     client: dict[str, Any] = Field(default_factory=dict)

@@ -35,6 +35,15 @@ from forecaster.core import F64Array
 from forecaster.core.params import I64Array
 from pipelines.records import Rejected
 
+
+class SinkError(RuntimeError):
+    """A sink could not make its output durable (for example the broker is away).
+
+    The run loop answers by going back to the last checkpoint: nothing after it has been
+    committed, so the forecasts not delivered are issued again.
+    """
+
+
 _NUMPY_JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 
 

@@ -36,12 +36,22 @@ class PartitionTask:
         self.decoder = decoder
         self.backlog: deque[Record] = deque()
         self.saved_offset = next_offset  # the offset in the latest checkpoint
+        self.start_offset = next_offset  # where this task began reading
         self.events_since_save = 0
 
     @property
     def dirty(self) -> bool:
         """Records were processed since the latest checkpoint."""
         return self.next_offset != self.saved_offset
+
+    @property
+    def restart_offset(self) -> int | None:
+        """Where to read again to redo everything since the latest checkpoint."""
+        if self.saved_offset is not None:
+            return self.saved_offset
+        if self.start_offset is not None:
+            return self.start_offset
+        return self.backlog[0].offset if self.backlog else None
 
     def add(self, records: Iterable[Record]) -> None:
         """Queue records; ones before the next offset (already processed) are skipped."""
@@ -66,6 +76,7 @@ class PartitionTask:
             ts, values, cov = ts[:limit], values[:limit], cov[:limit]
             del dec.records[limit:], dec.series[limit:]
             dec.rejected = [r for r in dec.rejected if r.record.offset < end]
+        first = self.backlog[0].offset
         taken = 0
         while self.backlog and (end is None or self.backlog[0].offset < end):
             last = self.backlog.popleft()
@@ -90,6 +101,8 @@ class PartitionTask:
                 upd.series, upd.ts, upd.value, upd.step_ts, upd.yhat, upd.lower, upd.upper,
                 upd.model_version,
             )  # fmt: skip
+        if self.start_offset is None:
+            self.start_offset = first
         self.next_offset = last.offset + 1
         self.events_since_save += taken
         return batch, rejected
