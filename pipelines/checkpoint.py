@@ -70,6 +70,18 @@ class CheckpointStore:
             os.close(dir_fd)
         return final
 
+    def set_aside(self, topic: str, partition: int) -> Path:
+        """Rename a partition's checkpoint to a free ``<name>.bad-N``; return the new path.
+
+        A checkpoint that cannot be used is kept for inspection, never overwritten.
+        """
+        path = self.path(topic, partition)
+        n = 1
+        while (aside := path.with_name(f"{path.name}.bad-{n}")).exists():
+            n += 1
+        path.rename(aside)
+        return aside
+
     def load(self, topic: str, partition: int) -> Checkpoint | None:
         """The checkpoint of a partition, or None when it has none.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -192,9 +193,11 @@ def run(config_path: Path, log_level: str, exit_when_idle: float) -> None:
     """Consume events from Kafka and produce forecasts until SIGTERM or SIGINT."""
     import logging
 
+    from pipelines.checkpoint import CheckpointError
     from pipelines.console import ForecastPrinter
     from pipelines.service import build_service
     from pipelines.settings import load_settings
+    from pipelines.sinks import SinkError
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -208,7 +211,15 @@ def run(config_path: Path, log_level: str, exit_when_idle: float) -> None:
     if settings.service.print_forecasts:
         service.runner.listeners.append(ForecastPrinter(_console()))
     service.install_signal_handlers()
-    stats = service.run(exit_when_idle)
+    try:
+        stats = service.run(exit_when_idle)
+    except CheckpointError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except SinkError as exc:
+        click.echo(f"error: the last forecasts were not delivered ({exc}); no checkpoint or "
+                   "commit covers them, so a restart issues them again", err=True)  # fmt: skip
+        sys.exit(1)
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(stats.rejected.items())) or "none"
     click.echo(
         f"stopped: {stats.events} events, {stats.forecasts} forecasts, rejected: {rejected}; "

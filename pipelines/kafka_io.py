@@ -63,14 +63,27 @@ def make_consumer(cfg: KafkaSettings) -> KafkaConsumer:
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Calls the loop's callbacks and keeps their first error.
+
+    kafka-python would log and swallow a listener's exception, leaving an assigned
+    partition unhandled; the source raises it from ``poll`` instead.
+    """
+
     def __init__(self, on_assigned: Listener, on_revoked: Listener) -> None:
         self.on_assigned, self.on_revoked = on_assigned, on_revoked
+        self.error: Exception | None = None
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.on_revoked([(tp.topic, tp.partition) for tp in revoked])
+        try:
+            self.on_revoked([(tp.topic, tp.partition) for tp in revoked])
+        except Exception as exc:
+            self.error = self.error or exc
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self.on_assigned([(tp.topic, tp.partition) for tp in assigned])
+        try:
+            self.on_assigned([(tp.topic, tp.partition) for tp in assigned])
+        except Exception as exc:
+            self.error = self.error or exc
 
 
 def _log_failed_commit(offsets: Any, response: Any) -> None:
@@ -86,12 +99,17 @@ class KafkaSource:
     ) -> None:
         self.consumer, self.topic = consumer, topic
         self.commit_timeout_ms = commit_timeout_ms
+        self._listener: _Rebalance | None = None
 
     def start(self, on_assigned: Listener, on_revoked: Listener) -> None:
-        self.consumer.subscribe([self.topic], listener=_Rebalance(on_assigned, on_revoked))
+        self._listener = _Rebalance(on_assigned, on_revoked)
+        self.consumer.subscribe([self.topic], listener=self._listener)
 
     def poll(self, timeout_ms: int) -> dict[TP, list[Record]]:
         got = self.consumer.poll(timeout_ms=timeout_ms)
+        if self._listener is not None and self._listener.error is not None:
+            error, self._listener.error = self._listener.error, None
+            raise error
         return {(tp.topic, tp.partition): recs for tp, recs in got.items()}
 
     def position(self, tp: TP) -> int:

@@ -49,6 +49,9 @@ class LoopSettings:
     poll_timeout_ms: int = 200
     # After a sink failure: the first pause before reading again, doubled up to the last.
     backoff_seconds: tuple[float, float] = (0.5, 30.0)
+    # A checkpoint that cannot be used: "fail" (stop, naming the file), or "start_fresh"
+    # (set the file aside as <name>.bad-N and start the partition with a new model).
+    on_bad_checkpoint: str = "fail"
 
 
 @dataclass
@@ -64,6 +67,7 @@ class LoopStats:
     commits: int = 0
     restored: int = 0
     sink_failures: int = 0  # each one sent every partition back to its latest checkpoint
+    bad_checkpoints: int = 0  # set aside, their partitions started afresh
     last_checkpoint: float = 0.0  # wall clock
 
 
@@ -137,6 +141,19 @@ class Runner:
         log.info("revoked %s", sorted(tps))
 
     def _open(self, tp: TP) -> PartitionTask:
+        try:
+            return self._restore(tp)
+        except CheckpointError as exc:
+            if self.settings.on_bad_checkpoint != "start_fresh":
+                raise
+            aside = self.store.set_aside(*tp)
+            self.stats.bad_checkpoints += 1
+            log.warning("%s; set aside as %s, and %s starts with a new model from its "
+                        "committed offset", exc, aside, tp)  # fmt: skip
+            self.parked.pop(tp, None)
+            return PartitionTask(tp[0], tp[1], self.make_model(), None, self.decoder)
+
+    def _restore(self, tp: TP) -> PartitionTask:
         ckpt = self.store.load(*tp)
         parked = self.parked.pop(tp, None)
         if ckpt is None:
@@ -150,10 +167,14 @@ class Runner:
             changed = sorted(k for k in set(ckpt.model_config) | set(self.model_config)
                              if ckpt.model_config.get(k) != self.model_config.get(k))  # fmt: skip
             msg = (f"{self.store.path(*tp)} was written with another [model] config (differs "
-                   f"in {', '.join(changed)}); restore that config or move the file "
-                   "away")  # fmt: skip
+                   f"in {', '.join(changed)}); restore that config, or set [checkpoint] "
+                   "on_error = \"start_fresh\"")  # fmt: skip
             raise CheckpointError(msg)
-        model = OnlineForecaster.restore(ckpt.snapshot)
+        try:
+            model = OnlineForecaster.restore(ckpt.snapshot)
+        except (ValueError, KeyError, OSError) as exc:  # a damaged or foreign snapshot
+            msg = f"{self.store.path(*tp)}: the model snapshot cannot be restored: {exc}"
+            raise CheckpointError(msg) from exc
         self.stats.restored += 1
         log.info("restored %s at offset %d (%d events learned)", tp, ckpt.next_offset,
                  model.n_events)  # fmt: skip

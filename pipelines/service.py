@@ -128,7 +128,8 @@ def build_service(
         sinks.append(CsvSink(settings.sink.csv))
     source = KafkaSource(make_consumer(settings.kafka), settings.topics.input)
     ck = settings.checkpoint
-    loop = LoopSettings(ck.every_events, ck.every_seconds, settings.kafka.poll_timeout_ms)
+    loop = LoopSettings(ck.every_events, ck.every_seconds, settings.kafka.poll_timeout_ms,
+                        on_bad_checkpoint=ck.on_error)  # fmt: skip
     runner = Runner(
         source, FanOut(sinks) if len(sinks) > 1 else sinks[0],
         KafkaDeadLetterSink(producer, settings.topics.dead_letter),

@@ -102,6 +102,10 @@ class CheckpointSettings(_Section):
     dir: Path = Path("state/checkpoints")
     every_events: int = Field(20_000, ge=1)
     every_seconds: float = Field(30.0, gt=0)
+    # A checkpoint that cannot be used (damaged, another model config or format): "fail"
+    # stops naming the file; "start_fresh" sets it aside as <file>.bad-N (never
+    # overwritten) and starts that partition with a new model from its committed offset.
+    on_error: Literal["fail", "start_fresh"] = "fail"
 
 
 class SinkSettings(_Section):
