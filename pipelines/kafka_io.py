@@ -44,6 +44,8 @@ def make_producer(cfg: KafkaSettings) -> KafkaProducer:
         **client_options(cfg), acks=1, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
         # Retried until delivery_timeout_ms, so a short broker outage only delays a flush.
         delivery_timeout_ms=cfg.delivery_timeout_ms, max_block_ms=cfg.delivery_timeout_ms,
+        # kafka-python requires delivery_timeout_ms > linger_ms + request_timeout_ms.
+        request_timeout_ms=min(30_000, max(500, (cfg.delivery_timeout_ms - cfg.linger_ms) // 2)),
         max_in_flight_requests_per_connection=1,  # retries keep the order of a partition
     )  # fmt: skip
 
@@ -128,13 +130,13 @@ class KafkaSource:
         if back:
             self.consumer.resume(*back)
 
-    def commit(self, offsets: dict[TP, int], wait: bool = True) -> None:
+    def commit(self, offsets: dict[TP, int], wait: bool = True) -> bool:
         meta = {TopicPartition(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
         if not wait:
             # Inside a rebalance callback, which runs on the client's IO thread, a
             # blocking commit is refused; this one is sent as the callback returns.
             self.consumer.commit_async(meta, callback=_log_failed_commit)
-            return
+            return False
         try:
             self.consumer.commit(meta, timeout_ms=self.commit_timeout_ms)
         except (CommitFailedError, KafkaError) as exc:
@@ -142,6 +144,8 @@ class KafkaSource:
             # offsets are in the checkpoints, which the partitions' owners restore and
             # seek to; the next commit carries them to Kafka.
             log.warning("offset commit failed, the checkpoints hold the offsets: %r", exc)
+            return False
+        return True
 
     def lag(self) -> dict[TP, int]:
         """Messages between each assigned partition's position and its end (as last fetched)."""

@@ -24,6 +24,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class LocalBroker:
+    """ZooKeeper and Kafka on free ports under ``run_dir``, stopped and started at will."""
+
+    def __init__(self, run_dir: Path, partitions: int = 4) -> None:
+        self.run_dir = run_dir
+        ports = {"KAFKA_PORT": str(free_port()), "ZOOKEEPER_PORT": str(free_port())}
+        self.env = {**os.environ, **ports, "KAFKA_PARTITIONS": str(partitions)}
+        self.bootstrap = f"127.0.0.1:{self.env['KAFKA_PORT']}"
+
+    def _script(self, command: str) -> str:
+        out = subprocess.run([SCRIPT, command, str(self.run_dir)], env=self.env,
+                             capture_output=True, text=True, check=False)  # fmt: skip
+        if out.returncode != 0:
+            msg = f"the local Kafka broker did not {command}: {out.stderr.strip()}"
+            raise RuntimeError(msg)
+        return out.stdout
+
+    def start(self, keep_data: bool = False) -> str:
+        """Start (with ``keep_data``: again, with the topics and offsets it had)."""
+        self._script("restart" if keep_data else "start")
+        return self.bootstrap
+
+    def stop(self) -> None:
+        """Stop both processes (SIGTERM, then SIGKILL after 10 s)."""
+        self._script("stop")
+
+
 @contextmanager
 def local_broker(run_dir: Path, partitions: int = 4) -> Iterator[str]:
     """Start ZooKeeper and Kafka on free ports under ``run_dir``; yield ``host:port``.
@@ -31,15 +58,8 @@ def local_broker(run_dir: Path, partitions: int = 4) -> Iterator[str]:
     Both are stopped on exit. Raises ``RuntimeError`` with the script's message when the
     broker cannot start (no Java, no npm, ports taken).
     """
-    env = {**os.environ, "KAFKA_PORT": str(free_port()), "ZOOKEEPER_PORT": str(free_port()),
-           "KAFKA_PARTITIONS": str(partitions)}  # fmt: skip
-    subprocess.run([SCRIPT, "stop", str(run_dir)], env=env, check=False, capture_output=True)
-    out = subprocess.run([SCRIPT, "start", str(run_dir)], env=env, capture_output=True,
-                         text=True, check=False)  # fmt: skip
-    if out.returncode != 0:
-        msg = f"the local Kafka broker did not start: {out.stderr.strip()}"
-        raise RuntimeError(msg)
+    broker = LocalBroker(run_dir, partitions)
     try:
-        yield out.stdout.strip().splitlines()[-1]
+        yield broker.start()
     finally:
-        subprocess.run([SCRIPT, "stop", str(run_dir)], env=env, check=False, capture_output=True)
+        broker.stop()

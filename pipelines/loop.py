@@ -273,7 +273,9 @@ class Runner:
         """Flush the sinks, save the partitions' state and offsets, then commit them.
 
         Without ``wait``, a partition whose retrain is still running is left for later
-        (the checkpoint stays due). Returns the partitions committed.
+        (the checkpoint stays due). Offsets saved earlier whose commit failed (the broker
+        was away, the group had moved on) are committed again. Returns the partitions
+        saved.
         """
         tasks = [self.tasks[tp] for tp in tps if tp in self.tasks]
         ready = [t for t in tasks if t.dirty and (wait or not t.model.retrain_running)]
@@ -290,12 +292,17 @@ class Runner:
                 ))  # fmt: skip
                 task.saved_offset, task.events_since_save = task.next_offset, 0
                 self.stats.checkpoints += 1
-            offsets: dict[TP, int] = {(t.topic, t.partition): t.next_offset for t in ready}  # type: ignore[misc]
-            self.source.commit(offsets, wait=not in_callback)
             self._backoff = 0.0  # delivered and durable: the sinks work again
+            self.stats.last_checkpoint = now
+        behind = [t for t in tasks if t.saved_offset is not None
+                  and t.saved_offset != t.committed_offset]  # fmt: skip
+        if behind:
+            offsets: dict[TP, int] = {(t.topic, t.partition): t.saved_offset for t in behind}  # type: ignore[misc]
+            if self.source.commit(offsets, wait=not in_callback):
+                for t in behind:
+                    t.committed_offset = t.saved_offset
             log.info("checkpoint and commit: %s", offsets)
             self.stats.commits += 1
-            self.stats.last_checkpoint = now
         if not pending:
             self._save_due = False
             self._since_save = 0

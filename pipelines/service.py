@@ -17,6 +17,7 @@ from types import FrameType
 
 import numpy as np
 from kafka import KafkaProducer
+from kafka.errors import KafkaConfigurationError
 from threadpoolctl import threadpool_limits
 
 from forecaster import ForecasterConfig, OnlineForecaster
@@ -120,7 +121,11 @@ def build_service(
     warm_seconds = warm_up(cfg)
     log.info("kernels ready in %.2f s", warm_seconds)
     make_model = make_model or (lambda: OnlineForecaster(cfg))
-    producer = make_producer(settings.kafka)
+    try:
+        producer = make_producer(settings.kafka)
+    except KafkaConfigurationError as exc:
+        msg = f"[kafka] settings refused by kafka-python: {exc}"
+        raise ValueError(msg) from exc
     sinks: list[ForecastSink] = [KafkaForecastSink(producer, settings.topics.output)]
     if settings.sink.jsonl is not None:
         sinks.append(JsonlSink(settings.sink.jsonl))

@@ -37,10 +37,12 @@ class Source(Protocol):
     def resume(self, tps: Sequence[TP]) -> None:
         """Return records of ``tps`` again."""
 
-    def commit(self, offsets: dict[TP, int], wait: bool = True) -> None:
-        """Record the next offset to read of each partition (``wait``: durably, now).
+    def commit(self, offsets: dict[TP, int], wait: bool = True) -> bool:
+        """Record the next offset to read of each partition; True once confirmed.
 
-        ``wait=False`` is used inside rebalance callbacks, where a client may not block.
+        ``wait=False`` is used inside rebalance callbacks, where a client may not block:
+        the commit is sent and not confirmed (False). A failed commit returns False;
+        the offsets are in the checkpoints, and the loop commits them again later.
         """
 
     def close(self) -> None:
@@ -104,8 +106,9 @@ class MemorySource:
     def resume(self, tps: Sequence[TP]) -> None:
         self.paused.difference_update(tps)
 
-    def commit(self, offsets: dict[TP, int], wait: bool = True) -> None:
+    def commit(self, offsets: dict[TP, int], wait: bool = True) -> bool:
         self.committed.update(offsets)
+        return wait
 
     def close(self) -> None:
         pass

@@ -37,6 +37,7 @@ class PartitionTask:
         self.backlog: deque[Record] = deque()
         self.saved_offset = next_offset  # the offset in the latest checkpoint
         self.start_offset = next_offset  # where this task began reading
+        self.committed_offset: int | None = None  # the latest offset Kafka confirmed
         self.events_since_save = 0
 
     @property

@@ -109,10 +109,10 @@ def test_offsets_are_committed_only_after_flush_and_a_durable_checkpoint(tmp_pat
     commits: list[dict[TP, int]] = []
     inner_commit = source.commit
 
-    def commit(offsets: dict[TP, int], wait: bool = True) -> None:
+    def commit(offsets: dict[TP, int], wait: bool = True) -> bool:
         rec.log.append(("commit", dict(offsets)))
         commits.append(dict(offsets))
-        inner_commit(offsets, wait)
+        return inner_commit(offsets, wait)
 
     source.commit = commit  # type: ignore[method-assign]
     r = runner(source, rec, rec, every_events=60)
