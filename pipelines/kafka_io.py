@@ -42,6 +42,7 @@ def make_producer(cfg: KafkaSettings) -> KafkaProducer:
     """A producer that waits for the leader's acknowledgement and retries."""
     return KafkaProducer(
         **client_options(cfg), acks=1, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
+        max_request_size=cfg.max_message_bytes,
         # Retried until delivery_timeout_ms, so a short broker outage only delays a flush.
         delivery_timeout_ms=cfg.delivery_timeout_ms, max_block_ms=cfg.delivery_timeout_ms,
         # kafka-python requires delivery_timeout_ms > linger_ms + request_timeout_ms.
@@ -60,7 +61,8 @@ def make_consumer(cfg: KafkaSettings) -> KafkaConsumer:
         auto_offset_reset=cfg.auto_offset_reset, max_poll_records=cfg.max_poll_records,
         session_timeout_ms=cfg.session_timeout_ms,
         heartbeat_interval_ms=cfg.heartbeat_interval_ms,
-        max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=max(8 << 20, cfg.max_message_bytes + (64 << 10)),
+        fetch_max_bytes=max(64 << 20, 2 * cfg.max_message_bytes),
     )  # fmt: skip
 
 
@@ -227,6 +229,10 @@ class KafkaForecastSink(_Producing):
 class KafkaDeadLetterSink(_Producing):
     """Rejected records to the dead-letter topic, with their reason and origin."""
 
+    def __init__(self, producer: KafkaProducer, topic: str, max_bytes: int) -> None:
+        super().__init__(producer, topic)
+        self.max_bytes = max_bytes
+
     def write(self, rejected: Sequence[Rejected]) -> None:
         for rej in rejected:
-            self._send(*encode_dead_letter(rej))
+            self._send(*encode_dead_letter(rej, self.max_bytes))

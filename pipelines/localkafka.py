@@ -27,10 +27,13 @@ def free_port() -> int:
 class LocalBroker:
     """ZooKeeper and Kafka on free ports under ``run_dir``, stopped and started at will."""
 
-    def __init__(self, run_dir: Path, partitions: int = 4) -> None:
+    def __init__(
+        self, run_dir: Path, partitions: int = 4, max_message_bytes: int = 1_000_012
+    ) -> None:
         self.run_dir = run_dir
         ports = {"KAFKA_PORT": str(free_port()), "ZOOKEEPER_PORT": str(free_port())}
-        self.env = {**os.environ, **ports, "KAFKA_PARTITIONS": str(partitions)}
+        self.env = {**os.environ, **ports, "KAFKA_PARTITIONS": str(partitions),
+                    "KAFKA_MAX_MESSAGE_BYTES": str(max_message_bytes)}  # fmt: skip
         self.bootstrap = f"127.0.0.1:{self.env['KAFKA_PORT']}"
 
     def _script(self, command: str) -> str:

@@ -5,11 +5,11 @@ A message value is a JSON object (UTF-8)::
     {"series": "pump-7", "ts": "2024-05-01T12:00:00Z", "value": 3.25,
      "features": {"load": 0.8}}
 
-- ``series``: the series id (a string). It may be left out when the message key holds it;
-  when both are given they must agree.
+- ``series``: the series id (a string of 1 to 512 bytes). It may be left out when the
+  message key holds it; when both are given they must agree.
 - ``ts``: the event time, ISO-8601 (a time without an offset is read as UTC) or an
-  integer or float of milliseconds since the Unix epoch.
-- ``value``: a finite number.
+  integer or float of milliseconds since the Unix epoch, in the years 1 to 9999.
+- ``value``: a finite number, at most 1e100 in magnitude (features likewise).
 - ``features``: the model's configured covariates by name, all of them, and no others
   (omit it when none are configured).
 
@@ -40,8 +40,16 @@ UNKNOWN_FEATURE = "unknown_feature"  # a feature the model is not configured wit
 MISSING_FEATURE = "missing_feature"  # a configured feature left out
 SERIES_MISMATCH = "series_mismatch"  # the key and the "series" field disagree
 OUT_OF_ORDER = "out_of_order"  # older than the series' latest event (decided by the model)
+BAD_SERIES = "bad_series"  # an empty series id, or one over MAX_SERIES_BYTES
+OUT_OF_RANGE = "out_of_range"  # a value or feature beyond MAX_ABS_VALUE
 REASONS = (UNDECODABLE, MISSING_FIELD, WRONG_TYPE, BAD_TIMESTAMP, NON_FINITE, UNKNOWN_FEATURE,
-           MISSING_FEATURE, SERIES_MISMATCH, OUT_OF_ORDER)  # fmt: skip
+           MISSING_FEATURE, SERIES_MISMATCH, OUT_OF_ORDER, BAD_SERIES, OUT_OF_RANGE)  # fmt: skip
+
+MAX_SERIES_BYTES = 512  # a key, a label and a file name all stay small
+# No sensor reads 1e100; beyond it, squares in training and interval bounds would overflow.
+MAX_ABS_VALUE = 1e100
+# Event times from 0001-01-01 to 9999-12-31 (what ISO-8601 and datetime64[ms] can hold).
+MIN_TS, MAX_TS = -62135596800.0, 253402300799.999
 
 
 class Record(Protocol):
@@ -108,9 +116,14 @@ def _number(obj: dict[str, Any], name: str) -> float:
         raise _Reject(MISSING_FIELD, f"no {name!r}")
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise _Reject(WRONG_TYPE, f"{name!r} is {type(v).__name__}, not a number")
-    x = float(v)
+    try:
+        x = float(v)
+    except OverflowError:  # an integer beyond any float
+        raise _Reject(OUT_OF_RANGE, f"{name!r} is beyond ±{MAX_ABS_VALUE:g}") from None
     if not math.isfinite(x):
         raise _Reject(NON_FINITE, f"{name!r} is {x}")
+    if abs(x) > MAX_ABS_VALUE:
+        raise _Reject(OUT_OF_RANGE, f"{name!r} {x:g} is beyond ±{MAX_ABS_VALUE:g}")
     return x
 
 
@@ -123,14 +136,29 @@ def parse_ts(v: Any) -> float:
             raise _Reject(BAD_TIMESTAMP, f"'ts' {v[:40]!r} is not ISO-8601") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return when.timestamp()
+        try:
+            seconds = when.timestamp()
+        except (OverflowError, ValueError):  # year 1 with a negative offset, and the like
+            raise _Reject(BAD_TIMESTAMP, f"'ts' {v[:40]!r} is out of range") from None
+        return _in_range(seconds, v)
     if v is None:
         raise _Reject(MISSING_FIELD, "no 'ts'")
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise _Reject(WRONG_TYPE, f"'ts' is {type(v).__name__}, not text or a number")
-    if not math.isfinite(v):
+    try:
+        seconds = float(v) / 1000.0
+    except OverflowError:  # an integer beyond any float
+        raise _Reject(BAD_TIMESTAMP, "'ts' is outside the years 1 to 9999") from None
+    if not math.isfinite(seconds):
         raise _Reject(NON_FINITE, f"'ts' is {v}")
-    return float(v) / 1000.0
+    return _in_range(seconds, v)
+
+
+def _in_range(seconds: float, raw: Any) -> float:
+    if not MIN_TS <= seconds <= MAX_TS:
+        text = repr(raw)[:40]
+        raise _Reject(BAD_TIMESTAMP, f"'ts' {text} is outside the years 1 to 9999")
+    return seconds
 
 
 def _load(raw: bytes) -> Any:
@@ -185,7 +213,14 @@ class Decoder:
                 raise _Reject(UNDECODABLE, "the key is not UTF-8") from None
         elif not isinstance(sid, str):
             raise _Reject(WRONG_TYPE, f"'series' is {type(sid).__name__}, not text")
-        elif key is not None and key != sid.encode():
+        try:
+            size = len(sid.encode())
+        except UnicodeEncodeError:  # a lone surrogate escape ("\ud800") read by the fallback
+            raise _Reject(BAD_SERIES, "the series id is not valid Unicode") from None
+        if not 0 < size <= MAX_SERIES_BYTES:
+            raise _Reject(BAD_SERIES, f"a series id must have 1 to {MAX_SERIES_BYTES} bytes, "
+                                      f"not {size}")  # fmt: skip
+        if key is not None and key != sid.encode():
             raise _Reject(SERIES_MISMATCH, f"key {key[:40]!r} but series {sid[:40]!r}")
         ts = parse_ts(obj.get("ts"))
         value = _number(obj, "value")

@@ -137,7 +137,8 @@ def build_service(
                         on_bad_checkpoint=ck.on_error)  # fmt: skip
     runner = Runner(
         source, FanOut(sinks) if len(sinks) > 1 else sinks[0],
-        KafkaDeadLetterSink(producer, settings.topics.dead_letter),
+        KafkaDeadLetterSink(producer, settings.topics.dead_letter,
+                            settings.kafka.max_message_bytes),
         CheckpointStore(ck.dir), make_model, loop,
     )  # fmt: skip
     return Service(settings, runner, threading.Event(), producer, warm_seconds)

@@ -49,6 +49,9 @@ class KafkaSettings(_Section):
     # How long the producer retries a forecast before the loop goes back to the last
     # checkpoint (a broker outage shorter than this only delays the stream).
     delivery_timeout_ms: int = Field(120_000, ge=1000)
+    # The largest message the brokers accept (message.max.bytes): the consumer fetches
+    # records this large, and a dead letter over it keeps only its first bytes.
+    max_message_bytes: int = Field(1_000_000, ge=10_000)
     # kafka-python settings for both clients, e.g. security_protocol, sasl_mechanism,
     # sasl_plain_username, sasl_plain_password, ssl_cafile.
     client: dict[str, Any] = Field(default_factory=dict)

@@ -15,7 +15,11 @@ after a restart a forecast may come again, identical but for ``issued_at``, so
 A dead letter (value, JSON; key: the original key)::
 
     {"reason": "non_finite", "detail": "'value' is nan", "topic": "sensor-events",
-     "partition": 0, "offset": 1234, "value_b64": "<the original bytes>"}
+     "partition": 0, "offset": 1234, "size": 52, "truncated": false,
+     "value_b64": "<the original bytes>"}
+
+A record too large for the topic keeps its first bytes (``truncated``, and ``size``
+says how large it was).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class SinkError(RuntimeError):
     """
 
 
+MAX_KEY_BYTES = 512
 _NUMPY_JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 
 
@@ -102,14 +107,26 @@ def encode_forecasts(batch: ForecastBatch, issued_at: str) -> list[tuple[bytes, 
     return out
 
 
-def encode_dead_letter(rej: Rejected) -> tuple[bytes | None, bytes]:
-    """(key, value) of a dead letter: the reason, where it came from, its original bytes."""
+def encode_dead_letter(rej: Rejected, max_bytes: int = 1_000_000) -> tuple[bytes | None, bytes]:
+    """(key, value) of a dead letter: the reason, where it came from, its original bytes.
+
+    A record too large to fit in ``max_bytes`` as base64 keeps its first bytes, with
+    ``"truncated": true`` and its full ``size``; a key over 512 bytes is cut likewise.
+    """
     rec = rej.record
     raw = rec.value if rec.value is not None else b""
-    doc = {"reason": rej.reason, "detail": rej.detail, "topic": rec.topic,
-           "partition": rec.partition, "offset": rec.offset,
-           "value_b64": base64.b64encode(raw).decode()}  # fmt: skip
-    return rec.key, orjson.dumps(doc)
+    key = rec.key
+    doc: dict[str, Any] = {"reason": rej.reason, "detail": rej.detail, "topic": rec.topic,
+                           "partition": rec.partition, "offset": rec.offset, "size": len(raw),
+                           "truncated": False}  # fmt: skip
+    if key is not None and len(key) > MAX_KEY_BYTES:
+        key, doc["key_truncated"] = key[:MAX_KEY_BYTES], True
+    room = max_bytes - len(orjson.dumps(doc)) - MAX_KEY_BYTES - 64  # JSON and framing
+    keep = max(0, room) // 4 * 3  # base64 turns 3 bytes into 4 characters
+    if len(raw) > keep:
+        raw, doc["truncated"] = raw[:keep], True
+    doc["value_b64"] = base64.b64encode(raw).decode()
+    return key, orjson.dumps(doc)
 
 
 def decode_dead_letter(value: bytes) -> dict[str, Any]:
