@@ -192,10 +192,11 @@ def bench_core(as_json: bool, quick: bool) -> None:
 def run(config_path: Path, log_level: str, exit_when_idle: float) -> None:
     """Consume events from Kafka and produce forecasts until SIGTERM or SIGINT."""
     import logging
+    import threading
 
     from pipelines.checkpoint import CheckpointError
     from pipelines.console import ForecastPrinter
-    from pipelines.service import build_service
+    from pipelines.service import build_service, stop_on_signals
     from pipelines.settings import load_settings
     from pipelines.sinks import SinkError
 
@@ -203,14 +204,15 @@ def run(config_path: Path, log_level: str, exit_when_idle: float) -> None:
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("kafka").setLevel(max(logging.INFO, logging.getLogger().level))
+    stop = threading.Event()
+    stop_on_signals(stop)
     try:
         settings = load_settings(config_path)
-        service = build_service(settings)
+        service = build_service(settings, stop=stop)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     if settings.service.print_forecasts:
         service.runner.listeners.append(ForecastPrinter(_console()))
-    service.install_signal_handlers()
     try:
         stats = service.run(exit_when_idle)
     except CheckpointError as exc:

@@ -80,16 +80,6 @@ class Service:
     producer: KafkaProducer
     warm_up_seconds: float
 
-    def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT end the loop after the batch in hand."""
-
-        def handle(signum: int, frame: FrameType | None) -> None:
-            log.info("signal %s: finishing the batch, then checkpoint and commit", signum)
-            self.stop.set()
-
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
-
     def run(self, exit_when_idle: float = 0.0) -> LoopStats:
         """Consume until stopped; BLAS (retraining) limited to ``train_threads``.
 
@@ -112,8 +102,24 @@ class Service:
             self.producer.close()
 
 
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set ``stop``: the loop ends after the batch in hand.
+
+    Installed before the kernels warm up, so a stop during start-up is graceful too.
+    """
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %s: finishing the batch, then checkpoint and commit", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
 def build_service(
-    settings: Settings, make_model: Callable[[], OnlineForecaster] | None = None
+    settings: Settings,
+    make_model: Callable[[], OnlineForecaster] | None = None,
+    stop: threading.Event | None = None,
 ) -> Service:
     """Connect to Kafka and assemble the loop (nothing is consumed yet)."""
     check_service_model(settings)
@@ -141,4 +147,4 @@ def build_service(
                             settings.kafka.max_message_bytes),
         CheckpointStore(ck.dir), make_model, loop,
     )  # fmt: skip
-    return Service(settings, runner, threading.Event(), producer, warm_seconds)
+    return Service(settings, runner, stop or threading.Event(), producer, warm_seconds)
