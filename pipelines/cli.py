@@ -200,7 +200,7 @@ def run(config_path: Path, log_level: str) -> None:
     try:
         settings = load_settings(config_path)
         service = build_service(settings)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # OSError: the metrics port is taken
         raise click.UsageError(str(exc)) from exc
     if settings.service.print_forecasts:
         service.runner.listeners.append(ForecastPrinter(_console()))

@@ -76,7 +76,7 @@ class PartitionTask:
                 self.topic, self.partition,
                 np.array([dec.records[i].offset for i in kept.tolist()], dtype=np.int64),
                 upd.series, upd.ts, upd.value, upd.step_ts, upd.yhat, upd.lower, upd.upper,
-                upd.model_version,
+                upd.model_version, upd.errors, upd.covered,
             )  # fmt: skip
         self.next_offset = recs[-1].offset + 1
         self.events_since_save += take
