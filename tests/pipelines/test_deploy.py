@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from pipelines.settings import MetricsSettings
+from pipelines.settings import MetricsSettings, load_settings
 from pipelines.telemetry import Telemetry
 from tests.pipelines.streams import MODEL, sensor_events
 from tests.pipelines.test_telemetry import drain, make_runner
@@ -104,3 +104,20 @@ def test_every_dashboard_query_names_an_exported_metric(exported: set[str]) -> N
 def test_every_alert_names_an_exported_metric(exported: set[str]) -> None:
     names = set(METRIC.findall((PROMETHEUS / "alerts.yml").read_text()))
     assert names and names <= exported, names - exported
+
+
+def test_container_settings_load_with_the_shipped_model() -> None:
+    """deploy/k8s/forecaster.env on top of config/sensors.toml: valid, metrics on all
+    interfaces inside the container, forecast steps within the model's horizon."""
+    env = {}
+    for line in (ROOT / "deploy" / "k8s" / "forecaster.env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+    settings = load_settings(ROOT / "config" / "sensors.toml", env=env)
+    settings.metrics.check_horizon(settings.forecaster_config().horizon)
+    assert settings.metrics.host == "0.0.0.0"
+    assert settings.metrics.forecast_series == ["sensor-000", "sensor-001"]
+    compose = (ROOT / "deploy" / "compose.yaml").read_text()
+    for key in ("FORECAST_SERIES", "FORECAST_STEPS"):  # the same allow-list in both
+        assert f"FORECASTER_METRICS__{key}: '{env[f'FORECASTER_METRICS__{key}']}'" in compose
