@@ -374,8 +374,9 @@ class Telemetry:
             "Nominal coverage of the forecast intervals.",
             self.coverage,
         )
-        with self._lock:
-            yield from self._collect_locked()
+        with self._lock:  # built whole: a reader may stop early, the lock must not wait
+            locked = list(self._collect_locked())
+        yield from locked
         if self.runner is not None:
             yield from self._collect_runner(self.runner)
 
