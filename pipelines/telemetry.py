@@ -4,7 +4,8 @@ Most values are read from the run loop's state when Prometheus scrapes (a custom
 collector); the loop reports only what state does not keep: each batch's processing time
 (:class:`~pipelines.loop.LoopObserver`) and each batch's forecasts and realised errors
 (a :data:`~pipelines.loop.BatchListener`). Both run on the loop's thread; a lock guards
-what the scrape thread reads.
+what the scrape thread reads. The consumer lag is sampled there too, after every poll:
+the Kafka consumer is not thread-safe, so the scrape thread never calls it.
 
 Labels are bounded: ``reason`` (:data:`pipelines.records.REASONS`), ``outcome``,
 ``topic`` / ``partition`` (the input topic's partitions), ``step`` (1..horizon) and
