@@ -229,8 +229,11 @@ def test_retrains_are_counted_timed_and_their_losses_exported(tmp_path: Path) ->
     assert get("forecaster_retrains_total", {"outcome": "accepted"}) == model.retrains_accepted
     assert get("forecaster_retrains_total", {"outcome": "rejected"}) == model.retrains_rejected
     assert model.retrains_accepted + model.retrains_rejected == 2
+    # Timed by the loop from the poll that sees a retrain start to the one that sees it
+    # done: how many polls that spans depends on the training thread, so only the count
+    # is certain.
     assert get("forecaster_retrain_duration_seconds_count") == 2
-    assert get("forecaster_retrain_duration_seconds_sum") > 0  # type: ignore[operator]
+    assert get("forecaster_retrain_duration_seconds_sum") >= 0  # type: ignore[operator]
     labels = {"topic": TOPIC, "partition": "0"}
     last = model.retrain_log[-1]
     assert get("forecaster_retrain_train_loss", labels) == last["train_loss"]
