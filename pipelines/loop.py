@@ -69,7 +69,10 @@ BatchTiming = tuple[TP, int, float]  # a partition, the records it processed, se
 
 
 class LoopObserver(Protocol):
-    """Told what each :meth:`Runner.run_once` did, on the loop's thread (metrics)."""
+    """Told what the loop did, on the loop's thread (metrics)."""
+
+    def on_assigned(self, tps: Sequence[TP]) -> None:
+        """Called when partitions are assigned and restored, before any of their records."""
 
     def on_poll(self, timings: Sequence[BatchTiming]) -> None:
         """Called after every poll with each processed partition's records and seconds."""
@@ -105,7 +108,6 @@ class Runner:
         self._saved_at = monotonic()
         self._save_due = False
         self.started = False
-        self.assignments = 0  # assignments received (each restored before it counts)
 
     # --- partitions moving ------------------------------------------------------
     def start(self) -> None:
@@ -122,7 +124,8 @@ class Runner:
             self.tasks[tp] = task
             if task.next_offset is not None:
                 self.source.seek(tp, task.next_offset)
-        self.assignments += 1
+        if self.observer is not None:
+            self.observer.on_assigned(tps)
         log.info("assigned %s", sorted(tps))
 
     def revoked(self, tps: list[TP]) -> None:

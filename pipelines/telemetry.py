@@ -234,6 +234,7 @@ class Telemetry:
             raise ValueError(msg)
         self.settings, self.horizon, self.coverage = settings, horizon, coverage
         self.runner: Runner | None = None
+        self._assigned = False
         self._attached_at = 0.0
         self.warm_up_seconds: float | None = None
         self.stopping = False
@@ -275,7 +276,7 @@ class Telemetry:
         r = self.runner
         return {
             "kernels_compiled": self.warm_up_seconds is not None,
-            "partitions_assigned": r is not None and r.started and r.assignments > 0,
+            "partitions_assigned": r is not None and r.started and self._assigned,
             "running": not self.stopping,
         }
 
@@ -284,6 +285,24 @@ class Telemetry:
         return all(self.readiness().values())
 
     # --- on the loop's thread ---------------------------------------------------
+    def on_assigned(self, tps: Sequence[TP]) -> None:
+        """Partitions restored: note their models' retrain counts before any new record."""
+        runner = self.runner
+        if runner is None:
+            return
+        with self._lock:
+            self._assigned = True
+            for tp in tps:
+                task = runner.tasks.get(tp)
+                seen = self._seen.get(tp)
+                if task is not None and (seen is None or seen.model is not task.model):
+                    self._seen[tp] = _RetrainSeen(
+                        task.model,
+                        task.model.retrains_started,
+                        task.model.retrains_accepted,
+                        task.model.retrains_rejected,
+                    )
+
     def on_forecasts(self, batch: ForecastBatch) -> None:
         """Count realised errors and coverage; keep the allow-listed series' latest."""
         with self._lock:
@@ -337,27 +356,34 @@ class Telemetry:
                     self._event_seconds.add(0, np.array([seconds / n]), weight=n)
             if fresh is not None:
                 self._lag = fresh
-            self._track_retrains(runner, now)
+            self._track_retrains(runner, now, {tp: sec for tp, _, sec in timings})
 
-    def _track_retrains(self, runner: Runner, now: float) -> None:
+    def _track_retrains(self, runner: Runner, now: float, batch_seconds: dict[TP, float]) -> None:
+        # A retrain is timed from the start of the batch in which it started to the first
+        # poll that sees it done; one that starts and ends within a batch, as that batch.
         for tp in [tp for tp in self._seen if tp not in runner.tasks]:
             del self._seen[tp]
         for tp, task in runner.tasks.items():
             m, seen = task.model, self._seen.get(tp)
-            if seen is None or seen.model is not m:  # new here: its past is not ours
+            if seen is None or seen.model is not m:  # not seen assigned: from now on
                 self._seen[tp] = _RetrainSeen(
                     m, m.retrains_started, m.retrains_accepted, m.retrains_rejected
                 )
                 continue
-            if m.retrains_started > seen.started:
-                self._retrains_started += m.retrains_started - seen.started
-                seen.started, seen.began = m.retrains_started, now
+            new, running = m.retrains_started - seen.started, m.retrain_running
+            if seen.began is not None and (new > 0 or not running):  # the one we timed ended
+                self.retrain_seconds.observe(now - seen.began)
+                seen.began = None
+            if new > 0:
+                began = now - batch_seconds.get(tp, 0.0)
+                for _ in range(new - running):  # started and ended within this batch
+                    self.retrain_seconds.observe(now - began)
+                seen.began = began if running else None
+                seen.started = m.retrains_started
+                self._retrains_started += new
             self._retrains["accepted"] += m.retrains_accepted - seen.accepted
             self._retrains["rejected"] += m.retrains_rejected - seen.rejected
             seen.accepted, seen.rejected = m.retrains_accepted, m.retrains_rejected
-            if seen.began is not None and not m.retrain_running:
-                self.retrain_seconds.observe(now - seen.began)
-                seen.began = None
 
     # --- on the scrape thread ---------------------------------------------------
     def collect(self) -> Iterator[Metric]:

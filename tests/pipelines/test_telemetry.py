@@ -212,11 +212,13 @@ def _build_labels(registry: CollectorRegistry) -> dict[str, str]:
     raise AssertionError(msg)
 
 
-def test_retrains_are_counted_timed_and_their_losses_exported(tmp_path: Path) -> None:
+# In batches of 1000 the whole stream is one batch, retrains and all: they count all the same.
+@pytest.mark.parametrize("batch", [40, 1000])
+def test_retrains_are_counted_timed_and_their_losses_exported(tmp_path: Path, batch: int) -> None:
     # 330 events: retrains start at events 150 and 300 (at 60, no series has a full window
     # yet), and their weights swap in at 170 and 320.
     msgs = sensor_events(n_series=3, per_series=110, seed=5)
-    runner, _, _ = make_runner(msgs, MODEL, tmp_path, batch=40)
+    runner, _, _ = make_runner(msgs, MODEL, tmp_path, batch=batch)
     registry = CollectorRegistry()
     telemetry = Telemetry(registry, MetricsSettings(), horizon=3, coverage=0.9)
     telemetry.attach(runner)
