@@ -7,9 +7,9 @@ collector); the loop reports only what state does not keep: each batch's process
 what the scrape thread reads. The consumer lag is sampled there too, after every poll:
 the Kafka consumer is not thread-safe, so the scrape thread never calls it.
 
-Labels are bounded: ``reason`` (:data:`pipelines.records.REASONS`), ``outcome``,
-``topic`` / ``partition`` (the input topic's partitions), ``step`` (1..horizon) and
-``series``, only for the configured allow-list ``[metrics] forecast_series``.
+Labels are bounded: ``reason`` (:data:`pipelines.records.REASONS`), ``outcome`` and
+``weights`` (two values each), ``topic`` / ``partition`` (the input topic's partitions),
+``step`` (1..horizon) and ``series``, only for the allow-list ``[metrics] forecast_series``.
 
 =============================================  =========  ==================================
 name                                           type       labels
