@@ -95,6 +95,8 @@ class Service:
 
         def handle(signum: int, frame: FrameType | None) -> None:
             log.info("signal %s: finishing the batch, then checkpoint and commit", signum)
+            if self.telemetry is not None:
+                self.telemetry.stopping = True  # /readyz: not ready from now on
             self.stop.set()
 
         signal.signal(signal.SIGTERM, handle)
