@@ -209,8 +209,10 @@ def run(config_path: Path, log_level: str, exit_when_idle: float) -> None:
     try:
         settings = load_settings(config_path)
         service = build_service(settings, stop=stop)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # OSError: the metrics port is taken
         raise click.UsageError(str(exc)) from exc
+    if service.metrics_url is not None:
+        click.echo(f"metrics: {service.metrics_url} (also /healthz and /readyz)")
     if settings.service.print_forecasts:
         service.runner.listeners.append(ForecastPrinter(_console()))
     try:

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -73,6 +73,17 @@ class LoopStats:
 
 ModelFactory = Callable[[], OnlineForecaster]
 BatchListener = Callable[[ForecastBatch], None]
+BatchTiming = tuple[TP, int, float]  # a partition, the records it processed, seconds taken
+
+
+class LoopObserver(Protocol):
+    """Told what the loop did, on the loop's thread (metrics)."""
+
+    def on_assigned(self, tps: Sequence[TP]) -> None:
+        """Called when partitions are assigned and restored, before any of their records."""
+
+    def on_poll(self, timings: Sequence[BatchTiming]) -> None:
+        """Called after every poll with each processed partition's records and seconds."""
 
 
 class Runner:
@@ -99,6 +110,7 @@ class Runner:
         self.parked: dict[TP, PartitionTask] = {}  # revoked, kept in case they come back
         self.stats = LoopStats()
         self.listeners: list[BatchListener] = []
+        self.observer: LoopObserver | None = None
         template = make_model()
         self.model_config: dict[str, Any] = template.cfg.to_dict()
         self.decoder = Decoder(template.cfg.covariates)
@@ -123,6 +135,8 @@ class Runner:
             self.tasks[tp] = task
             if task.next_offset is not None:
                 self.source.seek(tp, task.next_offset)
+        if self.observer is not None:
+            self.observer.on_assigned(tps)
         log.info("assigned %s", sorted(tps))
 
     def revoked(self, tps: list[TP]) -> None:
@@ -197,6 +211,11 @@ class Runner:
             self._recover(exc)
             return 0
 
+    @property
+    def backing_off(self) -> bool:
+        """A sink failed and no checkpoint has been delivered since."""
+        return self._backoff > 0
+
     def _recover(self, exc: SinkError) -> None:
         first, most = self.settings.backoff_seconds
         self._backoff = min(most, max(first, 2 * self._backoff))
@@ -214,6 +233,8 @@ class Runner:
             self.source.seek(tp, offset)
             self.source.resume([tp])
         self._save_due, self._since_save = False, 0
+        if self.observer is not None:  # new model objects
+            self.observer.on_assigned(list(self.tasks))
         self.sleep(self._backoff)
 
     def _poll_and_process(self) -> int:
@@ -234,9 +255,11 @@ class Runner:
         issued_at: str | None = None
         to_pause: list[TP] = []
         to_resume: list[TP] = []
+        timings: list[BatchTiming] = []
         for tp, task in self.tasks.items():
             if not task.backlog:
                 continue
+            began = self.monotonic() if self.observer is not None else 0.0
             batch, rejected = task.process()
             if rejected:
                 self.dead_letters.write(rejected)
@@ -248,12 +271,17 @@ class Runner:
                 self.stats.forecasts += len(batch)
                 for listener in self.listeners:
                     listener(batch)
-            done += (len(batch) if batch is not None else 0) + len(rejected)
+            n = (len(batch) if batch is not None else 0) + len(rejected)
+            done += n
+            if self.observer is not None:
+                timings.append((tp, n, self.monotonic() - began))
             (to_pause if task.backlog else to_resume).append(tp)
         if to_pause:
             log.debug("paused until their retrains finish: %s", to_pause)
         self.source.pause(to_pause)
         self.source.resume(to_resume)
+        if self.observer is not None:
+            self.observer.on_poll(timings)
         self.stats.events += done
         self._since_save += done
         if (

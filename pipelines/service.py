@@ -3,6 +3,8 @@
 Kafka source -> :class:`~pipelines.loop.Runner` -> Kafka forecast topic (and optional
 JSONL / CSV copies), rejected records to the dead-letter topic, checkpoints in a folder.
 SIGTERM or SIGINT finishes the batch in hand, flushes, checkpoints, commits and exits.
+Metrics (:mod:`pipelines.telemetry`) are served on ``[metrics] host:port`` from before the
+kernels compile (``/healthz`` answers during warm-up) until the loop has finished.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from types import FrameType
 import numpy as np
 from kafka import KafkaProducer
 from kafka.errors import KafkaConfigurationError
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from threadpoolctl import threadpool_limits
 
 from forecaster import ForecasterConfig, OnlineForecaster
@@ -32,6 +35,7 @@ from pipelines.kafka_io import (
 from pipelines.loop import LoopSettings, LoopStats, Runner
 from pipelines.settings import Settings
 from pipelines.sinks import CsvSink, FanOut, ForecastSink, JsonlSink
+from pipelines.telemetry import MetricsServer, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,13 @@ class Service:
     stop: threading.Event
     producer: KafkaProducer
     warm_up_seconds: float
+    telemetry: Telemetry | None = None
+    metrics_server: MetricsServer | None = None
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where Prometheus scrapes the service (None: ``[metrics] enabled = false``)."""
+        return self.metrics_server.url if self.metrics_server is not None else None
 
     def run(self, exit_when_idle: float = 0.0) -> LoopStats:
         """Consume until stopped; BLAS (retraining) limited to ``train_threads``.
@@ -90,6 +101,8 @@ class Service:
 
         def should_stop() -> bool:
             if self.stop.is_set():
+                if self.telemetry is not None:
+                    self.telemetry.stopping = True  # /readyz: not ready from now on
                 return True
             last = runner.last_record_at
             return bool(exit_when_idle and last is not None
@@ -99,7 +112,13 @@ class Service:
             with threadpool_limits(self.settings.service.train_threads):
                 return runner.run(should_stop)
         finally:
-            self.producer.close()
+            if self.telemetry is not None:
+                self.telemetry.stopping = True
+            try:
+                self.producer.close()
+            finally:
+                if self.metrics_server is not None:
+                    self.metrics_server.stop()
 
 
 def stop_on_signals(stop: threading.Event) -> None:
@@ -120,11 +139,44 @@ def build_service(
     settings: Settings,
     make_model: Callable[[], OnlineForecaster] | None = None,
     stop: threading.Event | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> Service:
-    """Connect to Kafka and assemble the loop (nothing is consumed yet)."""
+    """Connect to Kafka and assemble the loop (nothing is consumed yet).
+
+    The metrics go to ``registry`` (default: a fresh one with the process and platform
+    collectors), served from now on when ``[metrics] enabled``.
+    """
     check_service_model(settings)
     cfg = settings.forecaster_config()
+    if registry is None:
+        registry = CollectorRegistry()
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+    telemetry = Telemetry(registry, settings.metrics, cfg.horizon, cfg.coverage)
+    server = None
+    if settings.metrics.enabled:
+        m = settings.metrics
+        server = MetricsServer(registry, m.host, m.port, telemetry.readiness)
+        log.info("metrics on %s (and /healthz, /readyz)", server.url)
+    try:
+        service = _assemble(settings, cfg, make_model, telemetry, stop or threading.Event())
+    except BaseException:
+        if server is not None:
+            server.stop()
+        raise
+    service.metrics_server = server
+    return service
+
+
+def _assemble(
+    settings: Settings,
+    cfg: ForecasterConfig,
+    make_model: Callable[[], OnlineForecaster] | None,
+    telemetry: Telemetry,
+    stop: threading.Event,
+) -> Service:
     warm_seconds = warm_up(cfg)
+    telemetry.warm_up_seconds = warm_seconds
     log.info("kernels ready in %.2f s", warm_seconds)
     make_model = make_model or (lambda: OnlineForecaster(cfg))
     try:
@@ -147,4 +199,5 @@ def build_service(
                             settings.kafka.max_message_bytes),
         CheckpointStore(ck.dir), make_model, loop,
     )  # fmt: skip
-    return Service(settings, runner, stop or threading.Event(), producer, warm_seconds)
+    telemetry.attach(runner)
+    return Service(settings, runner, stop, producer, warm_seconds, telemetry)

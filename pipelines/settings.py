@@ -126,6 +126,70 @@ class ServiceSettings(_Section):
     print_forecasts: bool = False
 
 
+MAX_FORECAST_SERIES = 50
+
+
+class MetricsSettings(_Section):
+    """The Prometheus endpoint (``/metrics``, ``/healthz``, ``/readyz``) and what it shows.
+
+    ``forecast_series`` is the allow-list of series whose latest value and forecasts are
+    exported as gauges (a series id is a label only there, so the list is bounded);
+    ``forecast_steps`` are the horizon steps exported for them (checked against the
+    model's horizon when the service is built).
+
+    Examples
+    --------
+    >>> MetricsSettings(forecast_steps=[1, 1])
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for MetricsSettings
+    forecast_steps
+      Value error, forecast_steps must be distinct integers >= 1, got [1, 1] ...
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # loopback only; "0.0.0.0" in a container
+    port: int = Field(9464, ge=0, le=65535)  # 0: any free port (logged, and on the service)
+    forecast_series: list[str] = Field(default_factory=list)
+    forecast_steps: list[int] = Field(default_factory=lambda: [1])
+
+    @field_validator("forecast_series")
+    @classmethod
+    def _series(cls, value: list[str]) -> list[str]:
+        if len(value) > MAX_FORECAST_SERIES:
+            msg = (f"forecast_series may list at most {MAX_FORECAST_SERIES} series (each is a "
+                   f"label value), got {len(value)}")  # fmt: skip
+            raise ValueError(msg)
+        if len(set(value)) != len(value) or not all(value):
+            msg = f"forecast_series must be distinct non-empty ids, got {value!r}"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("forecast_steps")
+    @classmethod
+    def _steps(cls, value: list[int]) -> list[int]:
+        if not value or len(set(value)) != len(value) or min(value) < 1:
+            msg = f"forecast_steps must be distinct integers >= 1, got {value!r}"
+            raise ValueError(msg)
+        return value
+
+    def check_horizon(self, horizon: int) -> None:
+        """Raise ``ValueError`` naming a forecast step beyond the model's ``horizon``.
+
+        Examples
+        --------
+        >>> MetricsSettings(forecast_steps=[1, 24]).check_horizon(12)
+        Traceback (most recent call last):
+        ...
+        ValueError: [metrics] forecast_steps: step 24 is beyond the model's horizon (12)
+        """
+        for step in self.forecast_steps:
+            if step > horizon:
+                msg = f"[metrics] forecast_steps: step {step} is beyond the model's horizon "
+                msg += f"({horizon})"
+                raise ValueError(msg)
+
+
 class Settings(_Section):
     """The whole file."""
 
@@ -135,6 +199,7 @@ class Settings(_Section):
     checkpoint: CheckpointSettings = CheckpointSettings()
     sink: SinkSettings = SinkSettings()
     service: ServiceSettings = ServiceSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     def forecaster_config(self) -> ForecasterConfig:
         """The ``[model]`` table as a validated :class:`ForecasterConfig`."""

@@ -37,6 +37,7 @@ import orjson
 
 from forecaster.core import F64Array
 from forecaster.core.params import I64Array
+from forecaster.stream import BoolArray
 from pipelines.records import Rejected
 
 
@@ -67,6 +68,10 @@ class ForecastBatch:
     lower: F64Array
     upper: F64Array
     model_version: I64Array
+    # (m, K) value - the forecast issued k events earlier (NaN where none), and whether
+    # the value was inside that forecast's interval; for metrics, never written out.
+    errors: F64Array | None = None
+    covered: BoolArray | None = None
 
     def __len__(self) -> int:
         return len(self.series)

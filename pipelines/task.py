@@ -100,7 +100,7 @@ class PartitionTask:
                 self.topic, self.partition,
                 np.array([dec.records[i].offset for i in kept.tolist()], dtype=np.int64),
                 upd.series, upd.ts, upd.value, upd.step_ts, upd.yhat, upd.lower, upd.upper,
-                upd.model_version,
+                upd.model_version, upd.errors, upd.covered,
             )  # fmt: skip
         if self.start_offset is None:
             self.start_offset = first

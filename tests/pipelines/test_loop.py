@@ -10,12 +10,14 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
 from forecaster import OnlineForecaster
 from forecaster.retrain import RetrainJob
 from pipelines.checkpoint import Checkpoint, CheckpointStore
 from pipelines.loop import LoopSettings, Runner
 from pipelines.records import Message, Record, Rejected
+from pipelines.settings import MetricsSettings
 from pipelines.sinks import (
     CsvSink,
     FanOut,
@@ -26,6 +28,7 @@ from pipelines.sinks import (
     SinkError,
 )
 from pipelines.sources import TP, MemorySource
+from pipelines.telemetry import Telemetry
 from tests.pipelines.streams import MODEL, sensor_events
 
 CLOCK = 1.7e9
@@ -258,11 +261,20 @@ def test_a_sink_outage_sends_partitions_back_to_their_checkpoints(tmp_path: Path
     sink = FlakySink(fail_from=3, fail_to=5)
     sleeps: list[float] = []
     source = MemorySource(parts, 40)
+    ready: list[bool] = []
+    registry = CollectorRegistry()
+    telemetry = Telemetry(registry, MetricsSettings(), MODEL["horizon"], 0.9)
     r = Runner(source, sink, ListDeadLetters(), CheckpointStore(tmp_path / "b"),
                lambda: OnlineForecaster(MODEL), LoopSettings(every_events=100, every_seconds=1e9),
-               clock=lambda: CLOCK, sleep=sleeps.append)  # fmt: skip
+               clock=lambda: CLOCK, sleep=lambda s: (sleeps.append(s),
+                                                     ready.append(telemetry.ready())))  # fmt: skip
+    telemetry.warm_up_seconds = 0.0
+    telemetry.attach(r)
     drain(r)
+    assert telemetry.ready()  # delivering again
     r.close()
+    assert ready == [False, False, False]  # not ready while backing off
+    assert registry.get_sample_value("forecaster_sink_failures_total") == 3
     assert r.stats.sink_failures == 3
     assert sleeps == [0.5, 1.0, 2.0]  # doubling while the outage lasts
     delivered = set(sink.delivered)

@@ -40,6 +40,7 @@ def settings_for(broker: Broker, work: Path, topics: dict[str, str], group_name:
         "topics": topics,
         "checkpoint": {"dir": str(work / "ckpt"), "every_events": every_events,
                        "every_seconds": 3600.0},
+        "metrics": {"port": 0},  # any free port: services run side by side
     })  # fmt: skip
 
 
