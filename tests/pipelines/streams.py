@@ -42,6 +42,8 @@ def write_settings(path: Path, tables: dict[str, dict[str, Any]]) -> Path:
             return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
         if isinstance(v, list | tuple):
             return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + " }"
         return repr(v)
 
     lines = []
