@@ -300,3 +300,47 @@ def bench_kafka(bootstrap: str | None, api_version: str, series: int, events_per
     )
     verdict = "met" if result["service_over_bare"] >= result["goal"] else "not met"
     out.print(f"goal: the service keeps at least {result['goal']:.0%} of the bare rate: {verdict}")
+
+
+@bench.command("soak")
+@click.option("--events", default=10_000_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--series", default=10_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--rate", default=5000.0, show_default=True, type=click.FloatRange(min=0.0),
+              help="Events per second sent (0: as fast as the producer goes).")  # fmt: skip
+@click.option("--sample-seconds", default=60.0, show_default=True,
+              type=click.FloatRange(min=0.1), help="Length of a reporting window.")  # fmt: skip
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=Path(__file__).resolve().parents[1] / "config" / "sensors.toml", show_default=True,
+)  # fmt: skip
+@click.option("--bootstrap", help="A broker to use (host:port); default: start the local one.")
+@click.option("--api-version", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
+def bench_soak(events: int, series: int, rate: float, sample_seconds: float, config_path: Path,
+               bootstrap: str | None, api_version: str, as_json: bool) -> None:  # fmt: skip
+    """Millions of events through the broker: memory and latency per window, over time."""
+    from pipelines.benchmarks import soak
+
+    try:
+        result = soak.run(events, series, rate, sample_seconds, config_path, bootstrap,
+                          api_version)  # fmt: skip
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    table = _table(
+        f"{events:,} events of {series:,} series at {rate:,.0f}/s, windows of {sample_seconds:g} s",
+        ("t (s)", "events/s", "latency p50 ms", "latency p99 ms", "RSS MB"),
+    )
+    for r in result["windows"]:
+        table.add_row(f"{r['t']:.0f}", f"{r['events_per_s']:,.0f}", f"{r['p50_ms']:.1f}",
+                      f"{r['p99_ms']:.1f}", f"{r['rss_mb']:.0f}")  # fmt: skip
+    out = _console()
+    out.print(table)
+    out.print(
+        f"{result['forecasts']:,} forecasts for {result['events']:,} events "
+        f"(rejected: {result['rejected'] or 'none'}), {result['events_per_s']:,.0f} events/s "
+        f"overall; model state {result['state_mb']:.0f} MB; RSS growth after the first "
+        f"quarter {result['rss_growth_mb_after_first_quarter']:+.0f} MB"
+    )

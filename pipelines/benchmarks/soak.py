@@ -1,0 +1,184 @@
+"""``forecaster bench soak``: millions of events through the broker, watched over time.
+
+A producer thread sends sensor events for many series at a fixed rate, each stamped with
+the wall clock as its event time, while the service consumes them in the same process.
+Every ``sample_seconds`` the resident memory is sampled; every forecast's latency is its
+``issued_at`` minus its event time (queueing included). The report gives, per window,
+events/s, latency p50 and p99 and memory, so growth or drift shows as a trend.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from kafka import KafkaProducer
+
+from pipelines.kafka_io import client_options
+from pipelines.localkafka import LOCAL_API_VERSION, local_broker
+from pipelines.settings import KafkaSettings, load_settings
+from pipelines.sinks import ForecastBatch
+
+SHIPPED = Path(__file__).resolve().parents[2] / "config" / "sensors.toml"
+
+
+def rss_bytes() -> int:
+    """Resident memory of the process now (Linux ``/proc``; else the peak so far)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * resource.getpagesize()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass
+class Window:
+    """What one sampling window saw."""
+
+    start: float
+    events: int = 0
+    latencies: list[float] = field(default_factory=list)
+    rss: int = 0
+
+
+def produce_at_rate(
+    opts: dict[str, Any], topic: str, n: int, n_series: int, rate: float, stop: threading.Event
+) -> int:
+    """Send ``n`` events over ``n_series`` series at ``rate``/s (0: flat out); wall-clock ts."""
+    prod = KafkaProducer(**opts, linger_ms=20, batch_size=512 * 1024)
+    ids = [f"sensor-{s:05d}" for s in range(n_series)]
+    keys = [sid.encode() for sid in ids]
+    rng = np.random.default_rng(0)
+    phase = rng.uniform(0, 2 * np.pi, n_series)
+    start, sent, chunk = time.monotonic(), 0, 1000
+    while sent < n and not stop.is_set():
+        now_ms = int(time.time() * 1000)
+        for i in range(sent, min(n, sent + chunk)):
+            s = i % n_series
+            value = 20 + np.sin(i / n_series / 50 + phase[s])
+            doc = {"series": ids[s], "ts": now_ms, "value": float(value)}
+            prod.send(topic, key=keys[s], value=orjson.dumps(doc))
+        sent = min(n, sent + chunk)
+        if rate > 0:
+            ahead = sent / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+    prod.flush()
+    prod.close()
+    return sent
+
+
+class Watcher:
+    """A loop listener collecting latencies, and a sampler of memory, per window."""
+
+    def __init__(self, sample_seconds: float, clock: Callable[[], float] = time.time) -> None:
+        self.sample_seconds, self.clock = sample_seconds, clock
+        self.windows = [Window(clock(), rss=rss_bytes())]
+        self.lock = threading.Lock()
+
+    def __call__(self, batch: ForecastBatch) -> None:  # noqa: D102 (a listener)
+        now = self.clock()
+        with self.lock:
+            w = self.windows[-1]
+            w.events += len(batch)
+            w.latencies.extend((now - batch.ts).tolist())
+
+    def tick(self) -> None:
+        """Close the current window if it is over (memory sampled at its end)."""
+        now = self.clock()
+        with self.lock:
+            if now - self.windows[-1].start >= self.sample_seconds:
+                self.windows[-1].rss = rss_bytes()
+                self.windows.append(Window(now))
+
+    def report(self) -> list[dict[str, float]]:
+        """Per closed window: events/s, latency p50/p99 (ms), RSS (MB)."""
+        rows = []
+        for w in self.windows[:-1]:
+            lat = np.array(w.latencies) * 1000.0 if w.latencies else np.array([np.nan])
+            rows.append({
+                "t": round(w.start - self.windows[0].start, 1),
+                "events_per_s": w.events / self.sample_seconds,
+                "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+                "rss_mb": w.rss / 2**20,
+            })  # fmt: skip
+        return rows
+
+
+def run(
+    events: int = 10_000_000,
+    n_series: int = 10_000,
+    rate: float = 5000.0,
+    sample_seconds: float = 60.0,
+    config: Path = SHIPPED,
+    bootstrap: str | None = None,
+    api_version: str = "auto",
+) -> dict[str, Any]:
+    """Drive ``events`` through a broker and the service; report the windows."""
+    from pipelines.service import build_service
+
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="soak-")))
+        if bootstrap is None:
+            bootstrap = stack.enter_context(local_broker(work / "kafka"))
+            api_version = LOCAL_API_VERSION
+        run_id = uuid.uuid4().hex[:8]
+        env = {"FORECASTER_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+               "FORECASTER_KAFKA__API_VERSION": api_version,
+               "FORECASTER_KAFKA__GROUP_ID": f"soak-{run_id}",
+               "FORECASTER_TOPICS__INPUT": f"soak-in-{run_id}",
+               "FORECASTER_TOPICS__OUTPUT": f"soak-out-{run_id}",
+               "FORECASTER_TOPICS__DEAD_LETTER": f"soak-dlq-{run_id}",
+               "FORECASTER_CHECKPOINT__DIR": str(work / "ckpt"),
+               "FORECASTER_METRICS__ENABLED": "false"}  # fmt: skip
+        settings = load_settings(config, env=env)
+        opts = client_options(KafkaSettings(bootstrap_servers=bootstrap, api_version=api_version))
+        service = build_service(settings)
+        watcher = Watcher(sample_seconds)
+        service.runner.listeners.append(watcher)
+        stop = threading.Event()
+        produced: list[int] = []
+        feeder = threading.Thread(target=lambda: produced.append(produce_at_rate(
+            opts, settings.topics.input, events, n_series, rate, stop)), daemon=True)  # fmt: skip
+        runner = service.runner
+        svc = threading.Thread(target=service.run, daemon=True)
+        start = time.monotonic()
+        feeder.start()
+        svc.start()
+        try:
+            while runner.stats.events + sum(runner.stats.rejected.values()) < events:
+                if not svc.is_alive():
+                    msg = "the service stopped before the soak ended"
+                    raise RuntimeError(msg)
+                watcher.tick()
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            service.stop.set()
+            svc.join()
+            feeder.join()
+        took = time.monotonic() - start
+        rows = watcher.report()
+        states = sum(t.model.table.nbytes() for t in runner.tasks.values())
+    steady = [r for r in rows[len(rows) // 4 :]] or rows
+    return {
+        "events": events, "series": n_series, "rate": rate, "seconds": took,
+        "events_per_s": events / took, "forecasts": runner.stats.forecasts,
+        "rejected": dict(runner.stats.rejected), "produced": produced[0] if produced else 0,
+        "sample_seconds": sample_seconds, "windows": rows, "state_mb": states / 2**20,
+        "rss_growth_mb_after_first_quarter": (steady[-1]["rss_mb"] - steady[0]["rss_mb"])
+        if steady else 0.0,
+        "p99_ms_median": statistics.median(r["p99_ms"] for r in rows) if rows else float("nan"),
+        "config": str(config),
+    }  # fmt: skip
