@@ -117,11 +117,16 @@ def test_end_to_end_forecasts_equal_replay_and_offsets_reach_the_end(
     assert len(first["horizon"]) == len(first["yhat"]) == MODEL["horizon"]
 
 
+STARTED: list[subprocess.Popen[bytes]] = []  # killed after each test (conftest)
+
+
 def start_service(config: Path, log: Path) -> subprocess.Popen[bytes]:
     fh = log.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "pipelines", "run", "--config", str(config),
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines", "run", "--config", str(config),
                              "--log-level", "debug"],
                             stdout=fh, stderr=subprocess.STDOUT)  # fmt: skip
+    STARTED.append(proc)
+    return proc
 
 
 def stop_service(proc: subprocess.Popen[bytes]) -> int:
