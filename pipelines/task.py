@@ -55,10 +55,16 @@ class PartitionTask:
         return self.backlog[0].offset if self.backlog else None
 
     def add(self, records: Iterable[Record]) -> None:
-        """Queue records; ones before the next offset (already processed) are skipped."""
+        """Queue records in offset order, skipping any already queued or processed.
+
+        A client may return records again around a seek or a rebalance, and learning
+        one twice would drop the rest of its series as late.
+        """
+        expected = self.backlog[-1].offset + 1 if self.backlog else self.next_offset
         for rec in records:
-            if self.next_offset is None or rec.offset >= self.next_offset:
+            if expected is None or rec.offset >= expected:
                 self.backlog.append(rec)
+                expected = rec.offset + 1
 
     def process(self) -> tuple[ForecastBatch | None, list[Rejected]]:
         """Learn as much of the backlog as can be learned without waiting for a retrain.

@@ -58,7 +58,10 @@ class Broker:
         return topic
 
     def produce(self, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
-        prod = KafkaProducer(**self.client_opts(), linger_ms=5, batch_size=256 * 1024)
+        # One request in flight: a retry (say, just after a broker restart) can then
+        # never land a batch after a later one, which would make its events late.
+        prod = KafkaProducer(**self.client_opts(), linger_ms=5, batch_size=256 * 1024,
+                             max_in_flight_requests_per_connection=1)  # fmt: skip
         for key, value in messages:
             prod.send(topic, key=key, value=value)
         prod.flush()

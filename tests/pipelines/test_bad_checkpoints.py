@@ -98,7 +98,7 @@ def test_the_service_refuses_a_bad_checkpoint_with_one_line_and_exit_code_2(
     config = write_settings(tmp_path / "s.toml", {
         "model": MODEL, "kafka": broker.kafka_settings(f"g-bad-{topic}"),
         "topics": {"input": topic, "output": topic + "-out", "dead_letter": topic + "-dlq"},
-        "checkpoint": {"dir": str(ckpt_dir)},
+        "checkpoint": {"dir": str(ckpt_dir)}, "metrics": {"port": 0},
     })  # fmt: skip
     cmd = [sys.executable, "-m", "pipelines", "run", "--config", str(config), "--log-level",
            "error", "--exit-when-idle", "2"]  # fmt: skip

@@ -46,6 +46,7 @@ def test_kill_9_at_random_points_never_loses_or_changes_a_forecast(
     config = write_settings(tmp_path / "s.toml", {
         "model": {**MODEL, "retrain_every": 100}, "kafka": kafka, "topics": topics,
         "checkpoint": {"dir": str(tmp_path / "ckpt"), "every_events": 60, "every_seconds": 0.2},
+        "metrics": {"port": 0},
     })  # fmt: skip
     store = CheckpointStore(tmp_path / "ckpt")
     rng = random.Random(8)

@@ -44,6 +44,7 @@ def test_a_broker_outage_loses_nothing(tmp_path: Path) -> None:
             "model": MODEL, "kafka": kafka, "topics": topics,
             "checkpoint": {"dir": str(tmp_path / "ckpt"), "every_events": 150,
                            "every_seconds": 1.0},
+            "metrics": {"port": 0},
         })  # fmt: skip
         log = tmp_path / "service.log"
         proc = start_service(config, log)
