@@ -105,8 +105,12 @@ class Service:
                     self.telemetry.stopping = True  # /readyz: not ready from now on
                 return True
             last = runner.last_record_at
-            return bool(exit_when_idle and last is not None
-                        and runner.monotonic() - last >= exit_when_idle)  # fmt: skip
+            if not exit_when_idle or last is None:
+                return False
+            # A partition paused for a retrain gets no records, but it is not idle.
+            if any(t.backlog or t.model.retrain_running for t in runner.tasks.values()):
+                return False
+            return runner.monotonic() - last >= exit_when_idle
 
         try:
             with threadpool_limits(self.settings.service.train_threads):
