@@ -211,3 +211,13 @@ def run(config_path: Path, log_level: str) -> None:
         f"stopped: {stats.events} events, {stats.forecasts} forecasts, rejected: {rejected}; "
         f"{stats.checkpoints} checkpoints, {stats.commits} commits"
     )
+
+
+def _register() -> None:
+    """Commands that live in their own modules."""
+    from pipelines.replay_cmd import replay_command
+
+    main.add_command(replay_command)
+
+
+_register()

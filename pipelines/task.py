@@ -1,26 +1,87 @@
-"""One input partition's work: its own model, its next offset, and records waiting for it.
+"""One input partition's work: its own model, its next offset, and events waiting for it.
 
 Each partition has its own :class:`~forecaster.OnlineForecaster`. A partition is a totally
 ordered stream, so its model's outputs are a pure function of its records: a replay of
 the partition gives the same forecasts, and when the group rebalances the partition's
 state moves whole (through its checkpoint) with it. A series lives in one partition
 because messages are keyed by series.
+
+Records arrive either as Kafka messages, decoded here into an
+:class:`~pipelines.records.EventBatch`, or already as columns (a file source), and are
+learned the same way from then on: one ``model.learn`` call per batch of the backlog.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import numpy as np
 
 from forecaster import OnlineForecaster
-from pipelines.records import OUT_OF_ORDER, Decoder, Record, Rejected
+from pipelines.records import OUT_OF_ORDER, Decoder, EventBatch, Record, Rejected
 from pipelines.sinks import ForecastBatch
 
 
+class Backlog:
+    """Events waiting to be learned, and the rejected records among them, in offset order."""
+
+    def __init__(self) -> None:
+        self.chunks: deque[EventBatch] = deque()
+        self.rejected: deque[Rejected] = deque()
+        self.events = 0
+        self.end: int | None = None  # the offset after the last record queued
+
+    def __bool__(self) -> bool:
+        return bool(self.chunks) or bool(self.rejected)
+
+    def __len__(self) -> int:
+        return self.events + len(self.rejected)
+
+    def clear(self) -> None:
+        """Forget everything queued (a revoked partition: its next owner re-reads it)."""
+        self.chunks.clear()
+        self.rejected.clear()
+        self.events = 0
+        self.end = None
+
+    def push(self, batch: EventBatch) -> None:
+        """Queue a batch (its events and its rejected records)."""
+        if len(batch):
+            self.chunks.append(batch)
+            self.events += len(batch)
+        self.rejected.extend(batch.rejected)
+        self.end = batch.end
+
+    def take(self, limit: int | None) -> tuple[EventBatch | None, list[Rejected], int]:
+        """Up to ``limit`` events and the rejected records before the next event left.
+
+        Also returns the offset after everything returned: the partition's next offset.
+        """
+        parts: list[EventBatch] = []
+        want = self.events if limit is None else min(limit, self.events)
+        got = 0
+        while got < want:
+            head = self.chunks[0]
+            if len(head) <= want - got:
+                parts.append(self.chunks.popleft())
+                got += len(head)
+            else:
+                cut = want - got
+                parts.append(head.window(0, cut))
+                self.chunks[0] = head.window(cut, len(head))
+                got = want
+        self.events -= got
+        assert self.end is not None
+        boundary = int(self.chunks[0].offsets[0]) if self.chunks else self.end
+        rejected = []
+        while self.rejected and self.rejected[0].record.offset < boundary:
+            rejected.append(self.rejected.popleft())
+        return (EventBatch.concat(parts) if parts else None), rejected, boundary
+
+
 class PartitionTask:
-    """Feeds a partition's records to its model, never waiting on a retrain."""
+    """Feeds a partition's events to its model, never waiting on a retrain."""
 
     def __init__(
         self,
@@ -34,7 +95,7 @@ class PartitionTask:
         self.model = model
         self.next_offset = next_offset  # None: not known until the first record
         self.decoder = decoder
-        self.backlog: deque[Record] = deque()
+        self.backlog = Backlog()
         self.saved_offset = next_offset  # the offset in the latest checkpoint
         self.events_since_save = 0
 
@@ -43,11 +104,26 @@ class PartitionTask:
         """Records were processed since the latest checkpoint."""
         return self.next_offset != self.saved_offset
 
-    def add(self, records: Iterable[Record]) -> None:
-        """Queue records; ones before the next offset (already processed) are skipped."""
-        for rec in records:
-            if self.next_offset is None or rec.offset >= self.next_offset:
-                self.backlog.append(rec)
+    def add(self, records: Sequence[Record] | EventBatch) -> None:
+        """Queue records (decoded here) or an event batch.
+
+        Records before the next offset (already processed) are skipped.
+        """
+        start = self.next_offset if self.backlog.end is None else self.backlog.end
+        if isinstance(records, EventBatch):
+            batch = records
+            if start is not None and len(batch) and batch.offsets[0] < start:
+                batch = batch.select(np.flatnonzero(batch.offsets >= start))
+                kept = tuple(r for r in records.rejected if r.record.offset >= start)
+                batch = EventBatch(batch.offsets, batch.series, batch.ts, batch.values,
+                                   batch.cov, records.end, kept, batch.records)  # fmt: skip
+        else:
+            recs = [r for r in records if start is None or r.offset >= start]
+            if not recs:
+                return
+            batch = self.decoder.decode_batch(recs)
+        if len(batch) or batch.rejected:
+            self.backlog.push(batch)
 
     def process(self) -> tuple[ForecastBatch | None, list[Rejected]]:
         """Learn as much of the backlog as can be learned without waiting for a retrain.
@@ -55,29 +131,32 @@ class PartitionTask:
         Returns the forecasts of the accepted events and the rejected records.
         """
         limit = self.model.events_before_wait()
-        take = len(self.backlog) if limit is None else min(limit, len(self.backlog))
-        if take == 0:
+        if limit == 0 or not self.backlog:
             return None, []
-        recs = [self.backlog.popleft() for _ in range(take)]
-        dec = self.decoder.decode(recs)
-        rejected = dec.rejected
+        ev, rejected, next_offset = self.backlog.take(limit)
+        taken = (len(ev) if ev is not None else 0) + len(rejected)
         batch = None
-        if dec.records:
-            ts, values, cov = dec.arrays(len(self.decoder.features))
-            upd = self.model.learn(dec.series, ts, values, cov if cov.shape[1] else None)
+        if ev is not None:
+            cov = ev.cov if ev.cov.shape[1] else None
+            upd = self.model.learn(ev.series, ev.ts, ev.values, cov)
             ok = upd.accepted
-            for i in np.flatnonzero(~ok).tolist():
-                rejected.append(Rejected(
-                    dec.records[i], OUT_OF_ORDER,
-                    f"ts {ts[i]:.3f} is older than series {dec.series[i][:40]!r}'s latest event",
-                ))  # fmt: skip
-            kept = np.flatnonzero(ok)
+            late = np.flatnonzero(~ok)
+            if late.size:
+                for i in late.tolist():
+                    rej = Rejected(
+                        ev.record(i, self.topic, self.partition, self.decoder.features),
+                        OUT_OF_ORDER,
+                        f"ts {ev.ts[i]:.3f} is older than series {ev.series[i][:40]!r}'s "
+                        "latest event",
+                    )
+                    rejected.append(rej)
+                rejected.sort(key=lambda r: r.record.offset)
+            offsets = ev.offsets if not late.size else ev.offsets[ok]
             batch = ForecastBatch(
-                self.topic, self.partition,
-                np.array([dec.records[i].offset for i in kept.tolist()], dtype=np.int64),
+                self.topic, self.partition, offsets,
                 upd.series, upd.ts, upd.value, upd.step_ts, upd.yhat, upd.lower, upd.upper,
                 upd.model_version,
             )  # fmt: skip
-        self.next_offset = recs[-1].offset + 1
-        self.events_since_save += take
+        self.next_offset = next_offset
+        self.events_since_save += taken
         return batch, rejected
