@@ -71,6 +71,11 @@ def test_replay_writes_forecasts_and_scores_beside_the_baselines(tmp_path: Path)
     assert (fc["series"] == "pump").all()
     assert [c for c in fc.columns if c.startswith("yhat")] == ["yhat_1", "yhat_2", "yhat_3"]
     assert pd.read_csv(out / "scores.csv").shape[0] == scores.shape[0]
+    page = (out / "report.html").read_text()
+    for name in ("forecast.png", "error_by_horizon.png", "training_loss.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"src='{name}'" in page
+    assert "href='forecasts.parquet'" in page and "href='scores.csv'" in page
 
 
 def test_two_runs_give_byte_identical_forecast_files(tmp_path: Path) -> None:
