@@ -215,9 +215,10 @@ def run(config_path: Path, log_level: str) -> None:
 
 def _register() -> None:
     """Commands that live in their own modules."""
-    from pipelines.replay_cmd import replay_command
+    from pipelines.replay_cmd import bench_replay_command, replay_command
 
     main.add_command(replay_command)
+    bench.add_command(bench_replay_command)
 
 
 _register()

@@ -190,3 +190,56 @@ def _print(result: Any, written: list[Path]) -> None:
         highlight=False,
     )
     console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
+
+
+@click.command("replay")
+@click.option(
+    "--file", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="A timestamp,value CSV (default: NAB machine_temperature_system_failure).",
+)  # fmt: skip
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_CONFIG, show_default=True,
+              help="TOML file with a [model] table.")  # fmt: skip
+@click.option("--horizon", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--rows", type=click.IntRange(min=100), help="Only the first ROWS rows.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
+def bench_replay_command(
+    path: Path | None, config_path: Path, horizon: int, rows: int | None, as_json: bool
+) -> None:
+    """Replay throughput (events/s, parsing included) and scores beside River.
+
+    River's SNARIMAX and HoltWinters run on the same file and horizon, in the same run.
+    """
+    from pipelines.benchmarks import replay as bench
+    from pipelines.datasets import NAB, data_root
+    from pipelines.modelconfig import load_model_config
+
+    if path is None:
+        path = data_root() / NAB / "machine_temperature_system_failure.csv"
+    if not path.is_file():
+        _fail(f"{path}: no such file; set FORECASTER_DATA to the shared/data folder or pass --file")
+    try:
+        cfg = load_model_config(config_path, horizon=horizon)
+    except ValueError as exc:
+        _fail(str(exc))
+    result = bench.run(path, cfg, rows)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    k = result["horizon"]
+    table = Table(title=f"Replay vs River on {path.name} (horizon {k}), parsing included; "
+                  f"MAE after a {result['warmup']:.0%} warm-up")  # fmt: skip
+    cols = ("contender", "events", "seconds", "events/s", "vs SNARIMAX", "MAE +1", f"MAE +{k}",
+            "River's own MAE +1", f"River's own MAE +{k}")  # fmt: skip
+    for col in cols:
+        table.add_column(col, justify="left" if col == "contender" else "right")
+    for r in result["rows"]:
+        own = [r["river_mae_1"], r[f"river_mae_{k}"]]
+        table.add_row(
+            r["name"], f"{r['events']:,}", f"{r['seconds']:.2f}", f"{r['events_per_second']:,.0f}",
+            f"{r['vs_snarimax']:.2f}x", f"{r['mae_1']:.4g}", f"{r[f'mae_{k}']:.4g}",
+            *(f"{v:.4g}" if v is not None else "-" for v in own),
+        )  # fmt: skip
+    console = Console(width=max(Console().width, 140))
+    console.print(table)
+    console.print(f"goal: {result['goal']}; measured {result['ratio']:.2f}x", highlight=False)

@@ -22,6 +22,7 @@ from pipelines.replay import NullStore, run_loop
 from pipelines.sinks import ListDeadLetters, ListSink
 from pipelines.sources import MemorySource
 from pipelines.task import PartitionTask
+from tests.conftest import needs_jit
 from tests.pipelines.streams import MODEL, write_settings
 
 T0 = np.datetime64("2024-01-01T00:00:00", "s")
@@ -250,3 +251,24 @@ def test_a_named_column_that_is_not_there_is_an_error(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         f"error: {data}: no value column 'temp' (columns: timestamp, value)"
     )
+
+
+@needs_jit  # interpreted kernels would take minutes; the maths is tested elsewhere
+def test_bench_replay_reports_throughput_and_scores_beside_river(tmp_path: Path) -> None:
+    data = csv_file(tmp_path / "s.csv", *hourly(400))
+    cfg = config(tmp_path, MODEL)
+    result = CliRunner().invoke(main, ["bench", "replay", "--file", str(data), "--config",
+                                       str(cfg), "--horizon", "3", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    names = [r["name"] for r in report["rows"]]
+    assert names[:2] == ["replay (shipped config)", "replay, retraining off"]
+    assert any("SNARIMAX" in n for n in names) and any("HoltWinters" in n for n in names)
+    snarimax = next(r for r in report["rows"] if "SNARIMAX" in r["name"])
+    for r in report["rows"]:
+        assert r["events"] == 400 and r["events_per_second"] > 0
+        assert r["vs_snarimax"] == pytest.approx(
+            r["events_per_second"] / snarimax["events_per_second"]
+        )
+        assert math.isfinite(r["mae_1"]) and math.isfinite(r["mae_3"])
+    assert report["ratio"] == report["rows"][0]["vs_snarimax"]
