@@ -401,6 +401,7 @@ class Replay:
     runs: list[Run]
     season: int
     summary: dict[str, Any]
+    scores: pd.DataFrame  # every run's, baselines once (as in scores.csv)
 
 
 def forecasts_path(out: Path, label: str, fmt: str, several: bool) -> Path:
@@ -500,4 +501,4 @@ def replay(
         ],
         "ranking": ranking(runs) if several else [],
     }
-    return Replay(files, parse_seconds, runs, season, summary)
+    return Replay(files, parse_seconds, runs, season, summary, scores)

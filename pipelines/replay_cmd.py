@@ -131,11 +131,7 @@ def replay_command(
 
     written = write_report(result, opts)
     if as_json:
-        scores = result.runs[0].scores if len(result.runs) == 1 else None
-        import pandas as pd
-
-        table = scores if scores is not None else pd.concat([r.scores for r in result.runs])
-        doc = {"scores": table.to_dict(orient="records"), "summary": result.summary}
+        doc = {"scores": result.scores.to_dict(orient="records"), "summary": result.summary}
         click.echo(json.dumps(doc, indent=1))
         return
     if quiet:

@@ -272,3 +272,26 @@ def test_bench_replay_reports_throughput_and_scores_beside_river(tmp_path: Path)
         )
         assert math.isfinite(r["mae_1"]) and math.isfinite(r["mae_3"])
     assert report["ratio"] == report["rows"][0]["vs_snarimax"]
+
+
+def test_several_configs_are_scored_in_one_run_and_ranked(tmp_path: Path) -> None:
+    data = csv_file(tmp_path / "s.csv", *hourly(200, seed=2))
+    a = config(tmp_path, MODEL, "gru")
+    b = config(tmp_path, LAST_VALUE, "frozen")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["replay", str(data), "--config", str(a), "--config",
+                                       str(b), "--out", str(out), "--json", "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    ranking = doc["summary"]["ranking"]
+    assert sorted(r["config"] for r in ranking) == ["frozen", "gru"]
+    assert [r["rank"] for r in ranking] == [1, 2]
+    assert ranking[0]["mase"] <= ranking[1]["mase"]
+    scores = pd.DataFrame(doc["scores"])
+    assert {"gru", "frozen", "last value"} <= set(scores["model"])
+    for label in ("gru", "frozen"):
+        assert len(pd.read_parquet(out / f"forecasts-{label}.parquet")) == 200
+        assert (out / f"forecast-{label}.png").exists()
+    # The frozen GRU forecasts the last value: it scores exactly as the baseline does.
+    by = scores[scores["series"] == "*"].set_index(["model", "step"])
+    assert by.loc[("frozen", 1), "mae"] == by.loc[("last value", 1), "mae"]
