@@ -64,11 +64,13 @@ class ParsedFile:
     batch: EventBatch
     columns: Columns  # as resolved
     rows: int
+    source_topic: str | None = None  # read from Kafka: the topic, and its partition
+    partition: int = 0
 
     @property
     def topic(self) -> str:
-        """The partition's name in the loop: the file's name."""
-        return self.path.name
+        """The partition's topic in the loop: the file's name, or the Kafka topic."""
+        return self.source_topic or self.path.name
 
 
 def input_files(path: Path) -> list[Path]:

@@ -76,7 +76,8 @@ class CollectSink:
 class Forecasts:
     """Every forecast a run issued, one row per accepted event, partitions in input order."""
 
-    source: list[str]  # the partition (file name) of each event
+    source: list[str]  # the topic (file name) of each event
+    partition: I64Array
     offsets: I64Array
     series: list[str]
     ts: F64Array
@@ -95,10 +96,12 @@ class Forecasts:
         bs = [b for group in order.values() for b in group if len(b)]
         if not bs:
             empty = np.zeros((0, horizon))
-            return Forecasts([], np.zeros(0, np.int64), [], np.zeros(0), np.zeros(0), empty,
-                             empty, empty, np.zeros(0, np.int64))  # fmt: skip
+            none = np.zeros(0, np.int64)
+            return Forecasts([], none, none, [], np.zeros(0), np.zeros(0), empty, empty, empty,
+                             none)  # fmt: skip
         return Forecasts(
             [b.topic for b in bs for _ in range(len(b))],
+            np.concatenate([np.full(len(b), b.partition, dtype=np.int64) for b in bs]),
             np.concatenate([b.offsets for b in bs]),
             [s for b in bs for s in b.series],
             np.concatenate([b.ts for b in bs]),
@@ -116,7 +119,8 @@ class Forecasts:
         """One row per event: where it came from, its time and value, and K forecasts."""
         k = self.yhat.shape[1]
         cols: dict[str, Any] = {
-            "source": self.source, "offset": self.offsets, "series": self.series,
+            "source": self.source, "partition": self.partition, "offset": self.offsets,
+            "series": self.series,
             "ts": pd.to_datetime(np.rint(self.ts * 1000).astype(np.int64), unit="ms", utc=True),
             "value": self.value, "model_version": self.model_version,
         }  # fmt: skip
@@ -161,7 +165,7 @@ def run_loop(
     are bit-identical to a background retrain, and nothing waits on a thread.
     """
     cfg = replace(cfg, background=False)
-    parts: dict[TP, EventBatch] = {(f.topic, 0): f.batch for f in files}
+    parts: dict[TP, EventBatch] = {(f.topic, f.partition): f.batch for f in files}
     source = FileSource(parts, batch=batch)
     sink, dead = CollectSink(), ListDeadLetters()
     runner = Runner(

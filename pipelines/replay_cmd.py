@@ -32,7 +32,17 @@ def _fmt(x: float) -> str:
 
 
 @click.command("replay")
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--topic", help="Replay a Kafka topic's range instead of files (read, never committed)."
+)
+@click.option("--bootstrap", default="127.0.0.1:9092", show_default=True,
+              help="Kafka bootstrap servers, for --topic.")  # fmt: skip
+@click.option("--api-version", default="auto", show_default=True, help="Kafka API version.")
+@click.option("--from-offset", type=click.IntRange(min=0), help="First offset (every partition).")
+@click.option("--to-offset", type=click.IntRange(min=0), help="End offset, not included.")
+@click.option("--from-time", help="First record at or after this ISO time (its Kafka timestamp).")
+@click.option("--to-time", help="End at the first record at or after this ISO time.")
 @click.option(
     "--config", "configs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
     help="TOML file whose [model] table configures the model; repeat to compare several "
@@ -62,15 +72,18 @@ def _fmt(x: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the scores table as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no report on the terminal.")
 def replay_command(
-    input_path: Path, configs: tuple[Path, ...], horizon: int | None, seed: int | None,
+    input_path: Path | None, topic: str | None, bootstrap: str, api_version: str,
+    from_offset: int | None, to_offset: int | None, from_time: str | None,
+    to_time: str | None, configs: tuple[Path, ...], horizon: int | None, seed: int | None,
     out: Path, fmt: str, time_col: str | None, value_col: str | None, series_col: str | None,
     covariates: str | None, warmup: float, season: int | None, plot_step: int, batch: int,
     as_json: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Backtest recorded events through the service's own loop and model.
 
-    INPUT is a CSV or Parquet file, or a folder of them. The forecasts are scored
-    beside three baselines (last value, seasonal naive, EWMA).
+    INPUT is a CSV or Parquet file, or a folder of them; or, with --topic, a range of
+    a Kafka topic in the service's message format. The forecasts are scored beside three
+    baselines (last value, seasonal naive, EWMA).
     """
     from pipelines.files import Columns, InputError
     from pipelines.modelconfig import load_model_config
@@ -97,8 +110,18 @@ def replay_command(
         _fail(f"--plot-step {plot_step} is beyond the horizon {min(c.horizon for c in cfgs)}")
     cols = Columns(time_col, value_col, series_col, cov)
     err = Console(stderr=True)
+    if (input_path is None) == (topic is None):
+        _fail("give either INPUT (a file or folder) or --topic, not both")
     try:
-        files, parse_seconds = read_input(input_path, cols)
+        if topic is not None:
+            from pipelines.topic_input import TopicRange, read_topic
+
+            rng = TopicRange(topic, bootstrap, from_offset, to_offset, from_time, to_time,
+                             api_version)  # fmt: skip
+            files, parse_seconds = read_topic(rng, cov)
+        else:
+            assert input_path is not None
+            files, parse_seconds = read_input(input_path, cols)
     except InputError as exc:
         _fail(str(exc))
     total = sum(f.rows for f in files) * len(cfgs)

@@ -295,3 +295,13 @@ def test_several_configs_are_scored_in_one_run_and_ranked(tmp_path: Path) -> Non
     # The frozen GRU forecasts the last value: it scores exactly as the baseline does.
     by = scores[scores["series"] == "*"].set_index(["model", "step"])
     assert by.loc[("frozen", 1), "mae"] == by.loc[("last value", 1), "mae"]
+
+
+def test_input_is_a_file_or_a_topic_not_both_nor_neither(tmp_path: Path) -> None:
+    data = csv_file(tmp_path / "s.csv", *hourly(5))
+    for args in ([str(data), "--topic", "t"], []):
+        result = replay_cli(*args, "--out", str(tmp_path / "o"))
+        assert result.exit_code == 2
+        assert result.stderr.strip() == (
+            "error: give either INPUT (a file or folder) or --topic, not both"
+        )
