@@ -99,6 +99,10 @@ def plot_error_by_horizon(result: Replay, path: Path) -> Path:
         ax.plot(sub["step"], sub["mae"], style, markersize=4, label=model, alpha=0.85)
     ax.set_xlabel("steps ahead")
     ax.set_ylabel("MAE")
+    positive = scores["mae"][scores["mae"] > 0]
+    if len(positive) and positive.max() > 5 * positive.min():
+        ax.set_yscale("log")  # one far-off baseline would flatten the others
+        ax.set_ylabel("MAE (log scale)")
     ax.set_title("Error by horizon (prequential MAE, after the warm-up)")
     ax.grid(alpha=0.3)
     ax.legend()
