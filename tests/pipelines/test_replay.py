@@ -305,3 +305,33 @@ def test_input_is_a_file_or_a_topic_not_both_nor_neither(tmp_path: Path) -> None
         assert result.stderr.strip() == (
             "error: give either INPUT (a file or folder) or --topic, not both"
         )
+
+
+def test_a_folder_of_csv_and_parquet_files_is_one_partition_and_series_each(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    csv_file(folder / "pump-a.csv", *hourly(120, seed=3))
+    ts, values = hourly(100, seed=4)
+    pd.DataFrame({"date": ts, "load": 1.0, "OT": [float(v) for v in values]}).to_parquet(
+        folder / "pump-b.parquet"
+    )
+    out = tmp_path / "out"
+    result = replay_cli(str(folder), "--config", str(config(tmp_path, MODEL)), "--out",
+                        str(out), "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    cols = doc["summary"]["columns"]
+    assert cols["pump-b.parquet"]["time"] == "date" and cols["pump-b.parquet"]["value"] == "OT"
+    fc = pd.read_parquet(out / "forecasts.parquet")
+    assert fc.groupby("source")["series"].first().to_dict() == {
+        "pump-a.csv": "pump-a", "pump-b.parquet": "pump-b"}  # fmt: skip
+    assert fc.groupby("series")["offset"].max().to_dict() == {"pump-a": 119, "pump-b": 99}
+    scores = pd.DataFrame(doc["scores"])
+    assert set(scores["series"]) == {"*", "pump-a", "pump-b"}
+    per = scores[(scores["model"] == "m") & (scores["step"] == 1)].set_index("series")
+    n = per["n"]
+    assert n["*"] == n["pump-a"] + n["pump-b"]
+    pooled = per.loc["pump-a", "mae"] * n["pump-a"] + per.loc["pump-b", "mae"] * n["pump-b"]
+    assert per.loc["*", "mae"] == pytest.approx(pooled / n["*"])
