@@ -260,7 +260,7 @@ class FileSource:
     ``now`` is the latest event time polled: the replay's clock.
     """
 
-    def __init__(self, files: Mapping[TP, EventBatch], batch: int = 8192) -> None:
+    def __init__(self, files: Mapping[TP, EventBatch], batch: int = 2048) -> None:
         self.files = dict(files)
         self.batch = batch
         self.pos = dict.fromkeys(self.files, 0)  # next event (index)

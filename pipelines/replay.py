@@ -156,7 +156,7 @@ def run_loop(
     files: Sequence[ParsedFile],
     cfg: ForecasterConfig,
     label: str = MODEL,
-    batch: int = 8192,
+    batch: int = 2048,
     progress: Callable[[int], None] | None = None,
 ) -> Run:
     """Replay parsed files through the service's :class:`Runner`; one partition per file.
@@ -390,7 +390,7 @@ class ReplayOptions:
     fmt: str = "parquet"  # of the forecasts file: parquet or csv
     warmup: float = 0.1
     season: int | None = None
-    batch: int = 8192
+    batch: int = 2048
     plot_step: int = 1
     plots: bool = True
     threads: int = 1  # BLAS threads for retraining (more thrash a loaded machine)

@@ -67,7 +67,7 @@ def _fmt(x: float) -> str:
               help="Seasonal-naive season in events (default: a day of the spacing).")  # fmt: skip
 @click.option("--plot-step", type=click.IntRange(min=1), default=1, show_default=True,
               help="Steps ahead shown in the actual-vs-forecast plot.")  # fmt: skip
-@click.option("--batch", type=click.IntRange(min=1), default=8192, show_default=True,
+@click.option("--batch", type=click.IntRange(min=1), default=2048, show_default=True,
               help="Events per micro-batch fed to the loop.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the scores table as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no report on the terminal.")
