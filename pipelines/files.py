@@ -5,7 +5,8 @@ and the loop learns them exactly as it learns a Kafka partition, but from
 :class:`~pipelines.records.EventBatch` columns, with no message per row.
 
 Columns are found by name unless given: the time is the first of ``timestamp``,
-``time``, ``ts``, ``date``, ``datetime`` (any case), the value is ``value``, else the
+``time``, ``ts``, ``date``, ``datetime`` (any case), else the first text column that
+holds ISO dates (``month``: ``1949-01``); the value is ``value``, else the
 only other column, else the last one (the ``date,...,OT`` layout); the series is the
 ``series`` column if there is one, else the file's stem. Rows are events in file order.
 
@@ -113,6 +114,18 @@ def _find(df: pd.DataFrame, names: Sequence[str]) -> str | None:
     return next((lower[n] for n in names if n in lower), None)
 
 
+def _first_dates(df: pd.DataFrame) -> str | None:
+    """The first text column whose first rows all parse as dates (``month``, ``period``...)."""
+    for col in df.columns:
+        head = df[col].head(20)
+        if pd.api.types.is_numeric_dtype(head.dtype) or head.isna().any():
+            continue
+        parsed = pd.to_datetime(head.astype(str), errors="coerce", format="ISO8601")
+        if not parsed.isna().any():
+            return str(col)
+    return None
+
+
 def resolve_columns(df: pd.DataFrame, cols: Columns, path: Path) -> Columns:
     """Fill in the columns not given; errors name the file and the missing column."""
     have = ", ".join(df.columns)
@@ -124,7 +137,7 @@ def resolve_columns(df: pd.DataFrame, cols: Columns, path: Path) -> Columns:
         if name not in df.columns:
             msg = f"{path}: no covariate column {name!r} (columns: {have})"
             raise InputError(msg)
-    time = cols.time or _find(df, TIME_NAMES)
+    time = cols.time or _find(df, TIME_NAMES) or _first_dates(df)
     if time is None:
         msg = f"{path}: no time column (looked for {', '.join(TIME_NAMES)}; columns: {have}); "
         msg += "name it with --time-col"

@@ -224,7 +224,7 @@ MALFORMED = {
                    "row 3 (line 4), column 'value': 'hot' is not a number"),
     "empty": ("", "the file is empty (no header row)"),
     "header-only": ("timestamp,value\n", "no data rows (columns: timestamp, value)"),
-    "missing-column": ("when,value\n2024-01-01 00:00,1.0\n", "no time column"),
+    "missing-column": ("label,value\npump,1.0\n", "no time column"),
 }  # fmt: skip
 
 
@@ -335,3 +335,16 @@ def test_a_folder_of_csv_and_parquet_files_is_one_partition_and_series_each(
     assert n["*"] == n["pump-a"] + n["pump-b"]
     pooled = per.loc["pump-a", "mae"] * n["pump-a"] + per.loc["pump-b", "mae"] * n["pump-b"]
     assert per.loc["*", "mae"] == pytest.approx(pooled / n["*"])
+
+
+def test_columns_are_found_for_the_common_layouts(tmp_path: Path) -> None:
+    month = tmp_path / "air.csv"
+    month.write_text('"month","passengers"\n"1949-01",112\n"1949-02",118\n')
+    got = parse_file(month)
+    assert (got.columns.time, got.columns.value) == ("month", "passengers")
+    assert got.batch.ts.tolist() == [-662688000.0, -660009600.0]  # 1949-01-01, 1949-02-01 UTC
+    ett = tmp_path / "ett.csv"
+    ett.write_text("date,HUFL,OT\n2016-07-01 00:00:00,5.8,30.5\n2016-07-01 01:00:00,5.6,27.7\n")
+    got = parse_file(ett, Columns(covariates=("HUFL",)))
+    assert (got.columns.time, got.columns.value) == ("date", "OT")
+    assert got.batch.cov.tolist() == [[5.8], [5.6]] and got.batch.series == ["ett", "ett"]
