@@ -135,6 +135,17 @@ class EventBatch:
         return EventBatch(self.offsets[idx], series, self.ts[idx], self.values[idx],
                           self.cov[idx], self.end, (), recs)  # fmt: skip
 
+    def since(self, offset: int) -> EventBatch:
+        """The events and rejected records at or after ``offset`` (``self`` if all are)."""
+        if (not len(self) or self.offsets[0] >= offset) and all(
+            r.record.offset >= offset for r in self.rejected
+        ):
+            return self
+        part = self.select(np.flatnonzero(self.offsets >= offset))
+        kept = tuple(r for r in self.rejected if r.record.offset >= offset)
+        return EventBatch(part.offsets, part.series, part.ts, part.values, part.cov, self.end,
+                          kept, part.records)  # fmt: skip
+
     def window(self, lo: int, hi: int) -> EventBatch:
         """Events ``lo:hi`` (views where possible; no rejected records), ending at ``end``."""
         recs = None if self.records is None else self.records[lo:hi]

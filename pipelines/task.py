@@ -111,12 +111,7 @@ class PartitionTask:
         """
         start = self.next_offset if self.backlog.end is None else self.backlog.end
         if isinstance(records, EventBatch):
-            batch = records
-            if start is not None and len(batch) and batch.offsets[0] < start:
-                batch = batch.select(np.flatnonzero(batch.offsets >= start))
-                kept = tuple(r for r in records.rejected if r.record.offset >= start)
-                batch = EventBatch(batch.offsets, batch.series, batch.ts, batch.values,
-                                   batch.cov, records.end, kept, batch.records)  # fmt: skip
+            batch = records if start is None else records.since(start)
         else:
             recs = [r for r in records if start is None or r.offset >= start]
             if not recs:

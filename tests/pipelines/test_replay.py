@@ -348,3 +348,25 @@ def test_columns_are_found_for_the_common_layouts(tmp_path: Path) -> None:
     got = parse_file(ett, Columns(covariates=("HUFL",)))
     assert (got.columns.time, got.columns.value) == ("date", "OT")
     assert got.batch.cov.tolist() == [[5.8], [5.6]] and got.batch.series == ["ett", "ett"]
+
+
+def test_events_polled_again_after_a_seek_back_are_skipped(tmp_path: Path) -> None:
+    from pipelines.records import Decoder
+
+    ts, values = irregular_rows()
+    parsed = parse_file(csv_file(tmp_path / "s.csv", ts, values), Columns())
+    tp = ("s.csv", 0)
+    src = FileSource({tp: parsed.batch}, batch=52)
+    task = PartitionTask("s.csv", 0, OnlineForecaster(LAST_VALUE), None, Decoder())
+    task.add(src.poll(0)[tp])
+    end = src.position(tp)
+    batch, rejected = task.process()
+    assert batch is not None and task.next_offset == end > 50
+    assert [r.record.offset for r in rejected] == [45, 50]  # late, and no value
+    src.seek(tp, 40)  # a source re-reading from an earlier offset
+    task.add(src.poll(0)[tp])  # offsets 40 on: the ones before ``end`` are skipped
+    assert task.backlog.chunks[0].offsets[0] == end and not task.backlog.rejected
+    while not src.exhausted:
+        task.add(src.poll(0)[tp])
+    batch, _ = task.process()
+    assert batch is not None and batch.offsets[0] == end and task.next_offset == len(ts)
