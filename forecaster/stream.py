@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array
+from forecaster.core.events import score_and_scale
 from forecaster.core.params import I64Array
 from forecaster.series import SeriesTable, Shapes, base_shapes
 
@@ -101,6 +102,8 @@ class StreamModel:
         self.scored_total = np.zeros(cfg.horizon, dtype=np.int64)
         self.covered_total = np.zeros(cfg.horizon, dtype=np.int64)
         self._alpha = 1.0 - 0.5 ** (1.0 / cfg.scale_halflife)
+        self._steps = np.arange(1, cfg.horizon + 1)  # steps ahead, 1..K
+        self._steps0 = self._steps - 1
 
     # --- for subclasses ---------------------------------------------------------
     def _extra_shapes(self) -> Shapes:
@@ -335,37 +338,25 @@ class StreamModel:
         rows = tab.rows(ids[i] for i in ev)
         t, y = t_all[ev], y_all[ev]
         c = tab.count[rows]
-        steps = np.arange(1, k + 1)
-        # Score the forecasts issued 1..K events ago for this event.
-        issued = c[:, None] - steps[None, :]
-        valid = issued >= 0
-        ring = np.where(valid, issued, 0) % k
-        pred = tab.pend_yhat[rows[:, None], ring, steps[None, :] - 1]
-        half = tab.pend_half[rows[:, None], ring, steps[None, :] - 1]
-        err = np.where(valid, y[:, None] - pred, np.nan)
-        # NaN (no forecast) counts as 0, as np.nan_to_num has it, in two calls instead of six;
-        # an infinite error stays infinite (nan_to_num would cap it at the largest float).
-        hit = valid & (np.abs(np.where(np.isnan(err), 0.0, err)) <= half)
+        # Score the forecasts issued 1..K events ago for this event, and move the running
+        # scales of the changes (clipped) and of the time between events on: one kernel.
+        err = np.empty((rows.size, k))
+        hits = np.empty((rows.size, k))
+        sc = np.empty((rows.size, 6))
+        score_and_scale(rows, y, t, tab.count, tab.last_y, tab.last_ts, tab.var, tab.mean_dt,
+                        tab.pend_yhat, tab.pend_half, cfg.clip_sigma, self._alpha, err, hits,
+                        sc)  # fmt: skip
+        valid = c[:, None] > self._steps0
+        hit = hits > 0.0
         out["errors"][pos], covered[pos] = err, hit
-        self._block[0] += (valid & ~hit).sum(axis=0)
-        self._block[1] += valid.sum(axis=0)
-        self.scored_total += valid.sum(axis=0)
-        self.covered_total += hit.sum(axis=0)
-        # Running scale of the changes (clipped), and of the time between events.
-        first = c == 0
-        change = np.where(first, 0.0, y - tab.last_y[rows])
-        dt = np.where(first, 0.0, t - tab.last_ts[rows])
-        var0, mdt0 = tab.var[rows], tab.mean_dt[rows]
-        sd0 = np.sqrt(var0)
-        bound = cfg.clip_sigma * sd0
-        clipped = np.where(var0 > 0, clip(change, -bound, bound), change)
-        a = self._alpha
-        var1 = np.where(c <= 1, clipped * clipped, var0 + a * (clipped * clipped - var0))
-        floor = 1e-9 * (1.0 + np.abs(y))
-        scale_prev = np.maximum(np.where(var0 > 0, sd0, np.sqrt(var1)), floor)
-        scale = np.maximum(np.sqrt(var1), floor)
-        mdt1 = np.where(c <= 1, dt, mdt0 + a * (dt - mdt0))
-        wave = Wave(pos, rows, c, t, y, cov_all[ev], clipped / scale_prev, dt, mdt0, scale)
+        n_valid = valid.sum(axis=0)
+        n_hit = hit.sum(axis=0)
+        self._block[0] += n_valid - n_hit
+        self._block[1] += n_valid
+        self.scored_total += n_valid
+        self.covered_total += n_hit
+        dt, mdt0, mdt1, var1, scale = sc[:, 1], sc[:, 2], sc[:, 3], sc[:, 4], sc[:, 5]
+        wave = Wave(pos, rows, c, t, y, cov_all[ev], sc[:, 0], dt, mdt0, scale)
         yhat = self._advance(wave)
         width = self.q[None, :] * scale[:, None]
         slot = c % k
@@ -375,7 +366,7 @@ class StreamModel:
         tab.last_ts[rows], tab.last_y[rows] = t, y
         tab.var[rows], tab.mean_dt[rows] = var1, mdt1
         out["yhat"][pos], out["half"][pos] = yhat, width
-        out["step_ts"][pos] = t[:, None] + steps[None, :] * mdt1[:, None]
+        out["step_ts"][pos] = t[:, None] + self._steps[None, :] * mdt1[:, None]
 
     def _end_block(self) -> None:
         misses, scored = self._block
