@@ -342,7 +342,7 @@ class StreamModel:
         # scales of the changes (clipped) and of the time between events on: one kernel.
         err = np.empty((rows.size, k))
         hits = np.empty((rows.size, k))
-        sc = np.empty((rows.size, 6))
+        sc = np.empty((6, rows.size))  # rows, so each quantity is contiguous
         score_and_scale(rows, y, t, tab.count, tab.last_y, tab.last_ts, tab.var, tab.mean_dt,
                         tab.pend_yhat, tab.pend_half, cfg.clip_sigma, self._alpha, err, hits,
                         sc)  # fmt: skip
@@ -355,8 +355,8 @@ class StreamModel:
         self._block[1] += n_valid
         self.scored_total += n_valid
         self.covered_total += n_hit
-        dt, mdt0, mdt1, var1, scale = sc[:, 1], sc[:, 2], sc[:, 3], sc[:, 4], sc[:, 5]
-        wave = Wave(pos, rows, c, t, y, cov_all[ev], sc[:, 0], dt, mdt0, scale)
+        change, dt, mdt0, mdt1, var1, scale = sc
+        wave = Wave(pos, rows, c, t, y, cov_all[ev], change, dt, mdt0, scale)
         yhat = self._advance(wave)
         width = self.q[None, :] * scale[:, None]
         slot = c % k

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from forecaster.core._jit import jit
 from forecaster.core.params import F64Array, I64Array
 
@@ -39,10 +41,10 @@ def score_and_scale(
     Per event ``i`` (series row ``rows[i]``, value ``y[i]``, time ``t[i]``) and step
     ``j`` (``j + 1`` events ahead): ``errors[i, j]`` is ``y - forecast`` of the forecast
     issued ``j + 1`` events earlier (NaN where none) and ``hit[i, j]`` is 1.0 when the
-    value was inside its interval, else 0.0. ``out[i]`` holds the clipped change scaled
+    value was inside its interval, else 0.0. ``out[:, i]`` holds the clipped change scaled
     by the previous scale, the time since the previous event, the mean time between
     events before and after this one, the variance of the changes after it, and the
-    scale after it (columns 0..5). Nothing in the table is written.
+    scale after it (rows 0..5 of ``out (6, n)``). Nothing in the table is written.
     """
     k = pend_yhat.shape[1]
     for i in range(rows.shape[0]):
@@ -82,9 +84,75 @@ def score_and_scale(
         s1 = math.sqrt(var1)
         scale = s1 if (s1 >= floor or math.isnan(s1)) else floor
         mdt1 = dt if c <= 1 else mdt0 + alpha * (dt - mdt0)
-        out[i, 0] = clipped / scale_prev
-        out[i, 1] = dt
-        out[i, 2] = mdt0
-        out[i, 3] = mdt1
-        out[i, 4] = var1
-        out[i, 5] = scale
+        out[0, i] = clipped / scale_prev
+        out[1, i] = dt
+        out[2, i] = mdt0
+        out[3, i] = mdt1
+        out[4, i] = var1
+        out[5, i] = scale
+
+
+@jit
+def lags_and_levels(
+    rows: I64Array,
+    count: I64Array,
+    value: F64Array,
+    scale: F64Array,
+    mean_dt: F64Array,
+    hist_y: F64Array,
+    seasons: F64Array,
+    rates: F64Array,
+    levels: F64Array,
+    clip_sigma: float,
+    x: F64Array,
+    col: int,
+    k: int,
+) -> None:
+    """Seasonal-naive changes and level deviations of a wave's events, into ``x``.
+
+    For each season (seconds) the K columns from ``col`` on get
+    ``(y[t+k-m*ceil(k/m)] - y[t]) / scale``, where m is the season in the series' own
+    events (``rint(season / mean_dt)``, 0 where the history is too short); then, for
+    each level, ``(y[t] - level[t]) / scale`` with the level moved on by ``rates`` (its
+    weight per event) and written back to ``levels``. All clipped to ``clip_sigma``.
+    ``count`` is each event's count before it, and its value is not in ``hist_y`` yet;
+    ``k`` is the horizon.
+    """
+    h = hist_y.shape[1]
+    lo = -clip_sigma
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        c = count[i]
+        v = value[i]
+        s = scale[i]
+        oldest = c - min(c, h - 1)
+        for si in range(seasons.shape[0]):
+            m = 0
+            if mean_dt[i] > 0:
+                mf = np.rint(seasons[si] / mean_dt[i])
+                if mf < 1.0:
+                    mf = 1.0
+                m = int(mf) if mf < 9.0e18 else -1  # NumPy's cast of inf: never > 0
+            for step in range(1, k + 1):
+                back = m * ((step + m - 1) // m) if m > 0 else 0
+                src = c + step - back
+                lag = 0.0
+                if m > 0 and src >= oldest and src <= c:
+                    past = v if src == c else hist_y[r, src % h]
+                    lag = (past - v) / s
+                if not (math.isnan(lag) or lag > lo):
+                    lag = lo
+                if not (math.isnan(lag) or lag < clip_sigma):
+                    lag = clip_sigma
+                x[i, col + si * k + step - 1] = lag
+        base = col + seasons.shape[0] * k
+        for li in range(rates.shape[0]):
+            prev = levels[r, li]
+            level = v if c == 0 else prev + rates[li] * (v - prev)
+            levels[r, li] = level
+            dev = (v - level) / s
+            if not (math.isnan(dev) or dev > lo):
+                dev = lo
+            if not (math.isnan(dev) or dev < clip_sigma):
+                dev = clip_sigma
+            x[i, base + li] = dev
