@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array
-from forecaster.core.events import score_and_scale
+from forecaster.core.events import finish_wave, score_and_scale
 from forecaster.core.params import I64Array
 from forecaster.series import SeriesTable, Shapes, base_shapes
 
@@ -334,39 +334,23 @@ class StreamModel:
         out: dict[str, F64Array],
         covered: BoolArray,
     ) -> None:
-        tab, k, cfg = self.table, self.horizon, self.cfg
+        tab, cfg = self.table, self.cfg
         rows = tab.rows(ids[i] for i in ev)
         t, y = t_all[ev], y_all[ev]
         c = tab.count[rows]
         # Score the forecasts issued 1..K events ago for this event, and move the running
         # scales of the changes (clipped) and of the time between events on: one kernel.
-        err = np.empty((rows.size, k))
-        hits = np.empty((rows.size, k))
         sc = np.empty((6, rows.size))  # rows, so each quantity is contiguous
-        score_and_scale(rows, y, t, tab.count, tab.last_y, tab.last_ts, tab.var, tab.mean_dt,
-                        tab.pend_yhat, tab.pend_half, cfg.clip_sigma, self._alpha, err, hits,
-                        sc)  # fmt: skip
-        valid = c[:, None] > self._steps0
-        hit = hits > 0.0
-        out["errors"][pos], covered[pos] = err, hit
-        n_valid = valid.sum(axis=0)
-        n_hit = hit.sum(axis=0)
-        self._block[0] += n_valid - n_hit
-        self._block[1] += n_valid
-        self.scored_total += n_valid
-        self.covered_total += n_hit
+        score_and_scale(rows, pos, y, t, tab.count, tab.last_y, tab.last_ts, tab.var,
+                        tab.mean_dt, tab.pend_yhat, tab.pend_half, cfg.clip_sigma, self._alpha,
+                        out["errors"], covered, self._block, self.scored_total,
+                        self.covered_total, sc)  # fmt: skip
         change, dt, mdt0, mdt1, var1, scale = sc
         wave = Wave(pos, rows, c, t, y, cov_all[ev], change, dt, mdt0, scale)
         yhat = self._advance(wave)
-        width = self.q[None, :] * scale[:, None]
-        slot = c % k
-        tab.pend_yhat[rows, slot] = yhat
-        tab.pend_half[rows, slot] = width
-        tab.count[rows] = c + 1
-        tab.last_ts[rows], tab.last_y[rows] = t, y
-        tab.var[rows], tab.mean_dt[rows] = var1, mdt1
-        out["yhat"][pos], out["half"][pos] = yhat, width
-        out["step_ts"][pos] = t[:, None] + self._steps[None, :] * mdt1[:, None]
+        finish_wave(rows, pos, c, t, y, var1, mdt1, scale, yhat, self.q, tab.count, tab.last_ts,
+                    tab.last_y, tab.var, tab.mean_dt, tab.pend_yhat, tab.pend_half, out["yhat"],
+                    out["half"], out["step_ts"])  # fmt: skip
 
     def _end_block(self) -> None:
         misses, scored = self._block

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import NDArray
 
 from forecaster.core._jit import jit
 from forecaster.core.params import F64Array, I64Array
@@ -21,6 +22,7 @@ from forecaster.core.params import F64Array, I64Array
 @jit
 def score_and_scale(
     rows: I64Array,
+    pos: I64Array,
     y: F64Array,
     t: F64Array,
     count: I64Array,
@@ -33,15 +35,20 @@ def score_and_scale(
     clip_sigma: float,
     alpha: float,
     errors: F64Array,
-    hit: F64Array,
+    hit: NDArray[np.bool_],
+    block: F64Array,
+    scored: I64Array,
+    covered: I64Array,
     out: F64Array,
 ) -> None:
-    """Score a wave's events and compute their scales; writes ``errors``, ``hit``, ``out``.
+    """Score a wave's events and compute their scales.
 
-    Per event ``i`` (series row ``rows[i]``, value ``y[i]``, time ``t[i]``) and step
-    ``j`` (``j + 1`` events ahead): ``errors[i, j]`` is ``y - forecast`` of the forecast
-    issued ``j + 1`` events earlier (NaN where none) and ``hit[i, j]`` is 1.0 when the
-    value was inside its interval, else 0.0. ``out[:, i]`` holds the clipped change scaled
+    Per event ``i`` (series row ``rows[i]``, value ``y[i]``, time ``t[i]``, output row
+    ``pos[i]``) and step ``j`` (``j + 1`` events ahead): ``errors[pos[i], j]`` is
+    ``y - forecast`` of the forecast issued ``j + 1`` events earlier (NaN where none) and
+    ``hit[pos[i], j]`` whether the value was inside its interval; the counters move on
+    (``block[0]`` misses and ``block[1]`` scored in this interval block, and the totals
+    ``scored`` and ``covered``). ``out[:, i]`` holds the clipped change scaled
     by the previous scale, the time since the previous event, the mean time between
     events before and after this one, the variance of the changes after it, and the
     scale after it (rows 0..5 of ``out (6, n)``). Nothing in the table is written.
@@ -51,16 +58,24 @@ def score_and_scale(
         r = rows[i]
         c = count[r]
         yi = y[i]
+        p = pos[i]
         for j in range(k):
             issued = c - (j + 1)
             if issued >= 0:
                 e = yi - pend_yhat[r, issued % k, j]
-                errors[i, j] = e
+                errors[p, j] = e
                 a = 0.0 if math.isnan(e) else abs(e)
-                hit[i, j] = 1.0 if a <= pend_half[r, issued % k, j] else 0.0
+                inside = a <= pend_half[r, issued % k, j]
+                hit[p, j] = inside
+                block[1, j] += 1.0
+                scored[j] += 1
+                if inside:
+                    covered[j] += 1
+                else:
+                    block[0, j] += 1.0
             else:
-                errors[i, j] = math.nan
-                hit[i, j] = 0.0
+                errors[p, j] = math.nan
+                hit[p, j] = False
         first = c == 0
         change = 0.0 if first else yi - last_y[r]
         dt = 0.0 if first else t[i] - last_ts[r]
@@ -156,3 +171,50 @@ def lags_and_levels(
             if not (math.isnan(dev) or dev < clip_sigma):
                 dev = clip_sigma
             x[i, base + li] = dev
+
+
+@jit
+def finish_wave(
+    rows: I64Array,
+    pos: I64Array,
+    count: I64Array,
+    t: F64Array,
+    y: F64Array,
+    var1: F64Array,
+    mdt1: F64Array,
+    scale: F64Array,
+    yhat: F64Array,
+    q: F64Array,
+    table_count: I64Array,
+    last_ts: F64Array,
+    last_y: F64Array,
+    var: F64Array,
+    mean_dt: F64Array,
+    pend_yhat: F64Array,
+    pend_half: F64Array,
+    out_yhat: F64Array,
+    out_half: F64Array,
+    out_step_ts: F64Array,
+) -> None:
+    """Store a wave's forecasts and new state; fill its rows ``pos`` of the outputs.
+
+    The interval half-width of step ``j`` is ``q[j] * scale``, and the expected time of
+    the event ``j + 1`` ahead is ``t + (j + 1) * mdt1``.
+    """
+    k = yhat.shape[1]
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        p = pos[i]
+        slot = count[i] % k
+        for j in range(k):
+            w = q[j] * scale[i]
+            pend_yhat[r, slot, j] = yhat[i, j]
+            pend_half[r, slot, j] = w
+            out_yhat[p, j] = yhat[i, j]
+            out_half[p, j] = w
+            out_step_ts[p, j] = t[i] + (j + 1) * mdt1[i]
+        table_count[r] = count[i] + 1
+        last_ts[r] = t[i]
+        last_y[r] = y[i]
+        var[r] = var1[i]
+        mean_dt[r] = mdt1[i]
