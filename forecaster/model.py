@@ -9,6 +9,7 @@ import numpy as np
 
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array, GRUSpec, gru_readout, gru_step, step_workspace
+from forecaster.core.events import lags_and_levels
 from forecaster.retrain import (
     BLEND_GRID,
     RetrainJob,
@@ -19,7 +20,7 @@ from forecaster.retrain import (
     recent_inputs,
 )
 from forecaster.series import Shapes
-from forecaster.stream import StreamModel, Wave
+from forecaster.stream import StreamModel, Wave, clip
 
 _TWO_PI = 2.0 * math.pi
 _RESULT_ARRAYS = ("params", "opt_state", "blend", "blend_losses", "states", "rows", "counts")
@@ -86,6 +87,9 @@ class OnlineForecaster(StreamModel):
         self.retrains_rejected = 0
         self.retrain_log: list[dict[str, float]] = []
         self._work = step_workspace(self.spec)
+        self._seasons = np.array(cfg.seasons, dtype=np.float64)
+        # Each level's weight per event; the same Python float the NumPy form multiplied by.
+        self._level_rates = np.array([1 - 0.5 ** (1 / hl) for hl in cfg.levels], dtype=np.float64)
         self._job: RetrainJob | None = None
         self._swap_at = -1  # event count at which the job's result applies
         self._next_time = -math.inf  # event time of the next time-triggered retrain
@@ -105,49 +109,40 @@ class OnlineForecaster(StreamModel):
     # --- per event --------------------------------------------------------------
     def _inputs(self, w: Wave) -> F64Array:
         cfg, tab = self.cfg, self.table
-        cols = [np.clip(w.change, -cfg.clip_sigma, cfg.clip_sigma)]
+        # Columns are written into one contiguous array as they are made (the same values
+        # as stacking them; fewer NumPy calls on the per-event path).
+        x = np.empty((w.rows.size, cfg.input_size))
+        j = 0
+        clip(w.change, -cfg.clip_sigma, cfg.clip_sigma, out=x[:, 0])
+        j = 1
         if cfg.use_dt:
-            ratio = np.where(w.mean_dt > 0, w.dt / np.where(w.mean_dt > 0, w.mean_dt, 1.0), 1.0)
-            cols.append(np.clip(np.log1p(ratio), 0.0, 5.0))
+            pos = w.mean_dt > 0
+            ratio = np.where(pos, w.dt / np.where(pos, w.mean_dt, 1.0), 1.0)
+            clip(np.log1p(ratio), 0.0, 5.0, out=x[:, 1])
+            j = 2
         day = np.mod(w.ts, 86400.0) / 86400.0
         for name in cfg.calendar:
             frac = day if name == "hour" else np.mod(np.floor(w.ts / 86400.0) + 3 + day, 7.0) / 7.0
-            cols += [np.sin(_TWO_PI * frac), np.cos(_TWO_PI * frac)]
+            np.sin(_TWO_PI * frac, out=x[:, j])
+            np.cos(_TWO_PI * frac, out=x[:, j + 1])
+            j += 2
         if cfg.covariates:
             mean, var = tab.cov_mean[w.rows], tab.cov_var[w.rows]
             first = (w.count == 0)[:, None]
             sd = np.sqrt(var)
             z = np.where(sd > 0, (w.cov - mean) / np.where(sd > 0, sd, 1.0), 0.0)
-            cols += list(np.clip(np.where(first, 0.0, z), -cfg.clip_sigma, cfg.clip_sigma).T)
+            c = len(cfg.covariates)
+            clip(np.where(first, 0.0, z), -cfg.clip_sigma, cfg.clip_sigma, out=x[:, j : j + c])
+            j += c
             a = self._alpha
             new_mean = np.where(first, w.cov, mean + a * (w.cov - mean))
             tab.cov_var[w.rows] = np.where(first, 0.0, (1 - a) * (var + a * (w.cov - mean) ** 2))
             tab.cov_mean[w.rows] = new_mean
-        for season in cfg.seasons:
-            cols += list(self._season_lags(w, season).T)
-        for i, halflife in enumerate(cfg.levels):
-            prev = tab.levels[w.rows, i]
-            level = np.where(
-                w.count == 0, w.value, prev + (1 - 0.5 ** (1 / halflife)) * (w.value - prev)
-            )
-            tab.levels[w.rows, i] = level
-            cols.append(np.clip((w.value - level) / w.scale, -cfg.clip_sigma, cfg.clip_sigma))
-        return np.ascontiguousarray(np.stack(cols, axis=1))
-
-    def _season_lags(self, w: Wave, season: float) -> F64Array:
-        """``(y[t+k-m*ceil(k/m)] - y[t]) / scale`` for k = 1..K; 0 where not in the history."""
-        cfg, tab = self.cfg, self.table
-        spacing = np.where(w.mean_dt > 0, w.mean_dt, 1.0)
-        m = np.where(w.mean_dt > 0, np.maximum(np.rint(season / spacing), 1), 0).astype(np.int64)
-        steps = np.arange(1, self.horizon + 1)[None, :]
-        back = np.where(m[:, None] > 0, m[:, None] * -(-steps // np.maximum(m[:, None], 1)), 0)
-        src = w.count[:, None] + steps - back  # an event already seen, or this one
-        oldest = w.count - np.minimum(w.count, cfg.history - 1)
-        ok = (m[:, None] > 0) & (src >= oldest[:, None]) & (src <= w.count[:, None])
-        past = tab.hist_y[w.rows[:, None], np.where(ok, src, 0) % cfg.history]
-        past = np.where(src == w.count[:, None], w.value[:, None], past)  # not stored yet
-        lag = np.where(ok, (past - w.value[:, None]) / w.scale[:, None], 0.0)
-        return np.clip(lag, -cfg.clip_sigma, cfg.clip_sigma)
+        if cfg.seasons or cfg.levels:  # one kernel: seasonal-naive changes, level deviations
+            lags_and_levels(w.rows, w.count, w.value, w.scale, w.mean_dt, tab.hist_y,
+                            self._seasons, self._level_rates, tab.levels, cfg.clip_sigma, x, j,
+                            self.horizon)  # fmt: skip
+        return x
 
     def _advance(self, w: Wave) -> F64Array:
         tab, s = self.table, self.spec

@@ -16,6 +16,7 @@ import numpy as np
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array, GRUSpec, Loss, Trainer, forward, gru_step, step_workspace
 from forecaster.core.params import I64Array
+from forecaster.core.windows import gather_windows
 from forecaster.series import SeriesTable
 
 
@@ -64,17 +65,12 @@ def sample_windows(
     r = rows[pick]
     start = first[pick] + lo[pick] + rng.integers(0, per_row[pick])
     k, t = cfg.horizon, cfg.window
-    idx = start[:, None] + np.arange(t)[None, :]  # event indices (B, T)
-    h = cfg.history
-    x = table.hist_x[r[:, None], idx % h]
-    y_now = table.hist_y[r[:, None], idx % h]
-    scale = table.hist_scale[r[:, None], idx % h]
-    fut = idx[:, :, None] + np.arange(1, k + 1)[None, None, :]
-    known = fut < counts[pick][:, None, None]
-    y_fut = table.hist_y[r[:, None, None], np.where(known, fut, 0) % h]
-    target = np.where(known, (y_fut - y_now[:, :, None]) / scale[:, :, None], 0.0)
-    weight = known.astype(np.float64)
-    weight[:, : cfg.burn_in] = 0.0
+    x = np.empty((n, t, table.hist_x.shape[2]))
+    target = np.empty((n, t, k))
+    weight = np.empty((n, t, k))
+    gather_windows(table.hist_x, table.hist_y, table.hist_scale, np.ascontiguousarray(r),
+                   np.ascontiguousarray(start, dtype=np.int64), counts[pick], cfg.burn_in, x,
+                   target, weight)  # fmt: skip
     return Windows(x, target, weight, start)
 
 

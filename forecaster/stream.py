@@ -28,11 +28,20 @@ from numpy.typing import NDArray
 
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array
+from forecaster.core.events import finish_wave, score_and_scale
 from forecaster.core.params import I64Array
 from forecaster.series import SeriesTable, Shapes, base_shapes
 
 BoolArray = NDArray[np.bool_]
 SNAPSHOT_FORMAT = 1
+
+# The ufunc that ``np.clip`` calls for float arrays with both bounds: the same results,
+# without its Python-level dispatch (a few microseconds a call on the per-event path).
+try:
+    from numpy._core import umath as _umath
+except ImportError:  # NumPy 1.x
+    from numpy.core import umath as _umath  # type: ignore[no-redef]
+clip: np.ufunc = getattr(_umath, "clip")  # noqa: B009 (not in NumPy's type stubs)
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,8 @@ class StreamModel:
         self.scored_total = np.zeros(cfg.horizon, dtype=np.int64)
         self.covered_total = np.zeros(cfg.horizon, dtype=np.int64)
         self._alpha = 1.0 - 0.5 ** (1.0 / cfg.scale_halflife)
+        self._steps = np.arange(1, cfg.horizon + 1)  # steps ahead, 1..K
+        self._steps0 = self._steps - 1
 
     # --- for subclasses ---------------------------------------------------------
     def _extra_shapes(self) -> Shapes:
@@ -323,50 +334,23 @@ class StreamModel:
         out: dict[str, F64Array],
         covered: BoolArray,
     ) -> None:
-        tab, k, cfg = self.table, self.horizon, self.cfg
+        tab, cfg = self.table, self.cfg
         rows = tab.rows(ids[i] for i in ev)
         t, y = t_all[ev], y_all[ev]
         c = tab.count[rows]
-        steps = np.arange(1, k + 1)
-        # Score the forecasts issued 1..K events ago for this event.
-        issued = c[:, None] - steps[None, :]
-        valid = issued >= 0
-        ring = np.where(valid, issued, 0) % k
-        pred = tab.pend_yhat[rows[:, None], ring, steps[None, :] - 1]
-        half = tab.pend_half[rows[:, None], ring, steps[None, :] - 1]
-        err = np.where(valid, y[:, None] - pred, np.nan)
-        hit = valid & (np.abs(np.nan_to_num(err)) <= half)
-        out["errors"][pos], covered[pos] = err, hit
-        self._block[0] += (valid & ~hit).sum(axis=0)
-        self._block[1] += valid.sum(axis=0)
-        self.scored_total += valid.sum(axis=0)
-        self.covered_total += hit.sum(axis=0)
-        # Running scale of the changes (clipped), and of the time between events.
-        first = c == 0
-        change = np.where(first, 0.0, y - tab.last_y[rows])
-        dt = np.where(first, 0.0, t - tab.last_ts[rows])
-        var0, mdt0 = tab.var[rows], tab.mean_dt[rows]
-        sd0 = np.sqrt(var0)
-        clipped = np.where(
-            var0 > 0, np.clip(change, -cfg.clip_sigma * sd0, cfg.clip_sigma * sd0), change
-        )
-        a = self._alpha
-        var1 = np.where(c <= 1, clipped * clipped, var0 + a * (clipped * clipped - var0))
-        floor = 1e-9 * (1.0 + np.abs(y))
-        scale_prev = np.maximum(np.where(var0 > 0, sd0, np.sqrt(var1)), floor)
-        scale = np.maximum(np.sqrt(var1), floor)
-        mdt1 = np.where(c <= 1, dt, mdt0 + a * (dt - mdt0))
-        wave = Wave(pos, rows, c, t, y, cov_all[ev], clipped / scale_prev, dt, mdt0, scale)
+        # Score the forecasts issued 1..K events ago for this event, and move the running
+        # scales of the changes (clipped) and of the time between events on: one kernel.
+        sc = np.empty((6, rows.size))  # rows, so each quantity is contiguous
+        score_and_scale(rows, pos, y, t, tab.count, tab.last_y, tab.last_ts, tab.var,
+                        tab.mean_dt, tab.pend_yhat, tab.pend_half, cfg.clip_sigma, self._alpha,
+                        out["errors"], covered, self._block, self.scored_total,
+                        self.covered_total, sc)  # fmt: skip
+        change, dt, mdt0, mdt1, var1, scale = sc
+        wave = Wave(pos, rows, c, t, y, cov_all[ev], change, dt, mdt0, scale)
         yhat = self._advance(wave)
-        width = self.q[None, :] * scale[:, None]
-        slot = c % k
-        tab.pend_yhat[rows, slot] = yhat
-        tab.pend_half[rows, slot] = width
-        tab.count[rows] = c + 1
-        tab.last_ts[rows], tab.last_y[rows] = t, y
-        tab.var[rows], tab.mean_dt[rows] = var1, mdt1
-        out["yhat"][pos], out["half"][pos] = yhat, width
-        out["step_ts"][pos] = t[:, None] + steps[None, :] * mdt1[:, None]
+        finish_wave(rows, pos, c, t, y, var1, mdt1, scale, yhat, self.q, tab.count, tab.last_ts,
+                    tab.last_y, tab.var, tab.mean_dt, tab.pend_yhat, tab.pend_half, out["yhat"],
+                    out["half"], out["step_ts"])  # fmt: skip
 
     def _end_block(self) -> None:
         misses, scored = self._block

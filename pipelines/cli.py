@@ -344,3 +344,14 @@ def bench_soak(events: int, series: int, rate: float, sample_seconds: float, con
         f"overall; model state {result['state_mb']:.0f} MB; RSS growth after the first "
         f"quarter {result['rss_growth_mb_after_first_quarter']:+.0f} MB"
     )
+
+
+def _register() -> None:
+    """Commands that live in their own modules."""
+    from pipelines.replay_cmd import bench_replay_command, replay_command
+
+    main.add_command(replay_command)
+    bench.add_command(bench_replay_command)
+
+
+_register()

@@ -29,6 +29,7 @@ import numpy as np
 import orjson
 
 from forecaster.core import F64Array
+from forecaster.core.params import I64Array
 
 # Why a record was rejected: the label of the dead letter and of the rejected counter.
 UNDECODABLE = "undecodable"  # not UTF-8 JSON, or not a JSON object
@@ -102,6 +103,94 @@ class Decoded:
         """Times (seconds), values, and covariates ``(n, C)``."""
         cov = np.array(self.features, dtype=np.float64).reshape(len(self.values), n_features)
         return np.array(self.ts), np.array(self.values), cov
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """Events of one partition as columns, in offset order: what a partition task learns.
+
+    The decoder makes one from Kafka records; a file source makes them straight from its
+    columns, with no message per row. ``end`` is the offset after the last record the
+    batch covers, and ``rejected`` are the records in that range that are not events.
+    ``records`` are the messages the events came from (``None`` for a file: a dead
+    letter then gets an equivalent JSON message, made only for that row).
+
+    Examples
+    --------
+    >>> b = EventBatch(np.arange(3), ["a", "b", "a"], np.array([0.0, 1.0, 2.0]),
+    ...                np.array([1.0, 2.0, 3.0]), np.zeros((3, 0)), end=4)
+    >>> len(b), b.select(np.array([1, 2])).offsets.tolist()
+    (3, [1, 2])
+    """
+
+    offsets: I64Array
+    series: list[str]
+    ts: F64Array  # seconds since the epoch
+    values: F64Array
+    cov: F64Array  # (n, C) covariates, in the model's order
+    end: int
+    rejected: tuple[Rejected, ...] = ()
+    records: Sequence[Record] | None = None
+
+    def __len__(self) -> int:
+        return int(self.offsets.size)
+
+    def select(self, idx: I64Array) -> EventBatch:
+        """The events at positions ``idx`` (no rejected records)."""
+        pick = idx.tolist()
+        recs = None if self.records is None else [self.records[i] for i in pick]
+        series = [self.series[i] for i in pick]
+        return EventBatch(self.offsets[idx], series, self.ts[idx], self.values[idx],
+                          self.cov[idx], self.end, (), recs)  # fmt: skip
+
+    def since(self, offset: int) -> EventBatch:
+        """The events and rejected records at or after ``offset`` (``self`` if all are)."""
+        if (not len(self) or self.offsets[0] >= offset) and all(
+            r.record.offset >= offset for r in self.rejected
+        ):
+            return self
+        part = self.select(np.flatnonzero(self.offsets >= offset))
+        kept = tuple(r for r in self.rejected if r.record.offset >= offset)
+        return EventBatch(part.offsets, part.series, part.ts, part.values, part.cov, self.end,
+                          kept, part.records)  # fmt: skip
+
+    def window(self, lo: int, hi: int) -> EventBatch:
+        """Events ``lo:hi`` (views where possible; no rejected records), ending at ``end``."""
+        recs = None if self.records is None else self.records[lo:hi]
+        end = int(self.offsets[hi]) if hi < len(self) else self.end
+        return EventBatch(self.offsets[lo:hi], self.series[lo:hi], self.ts[lo:hi],
+                          self.values[lo:hi], self.cov[lo:hi], end, (), recs)  # fmt: skip
+
+    def record(self, i: int, topic: str, partition: int, features: Sequence[str]) -> Record:
+        """Event ``i`` as a message: the original, or its JSON equivalent (:mod:`records`)."""
+        if self.records is not None:
+            return self.records[i]
+        sid = self.series[i]
+        doc: dict[str, Any] = {"series": sid, "ts": float(self.ts[i]) * 1000.0,
+                               "value": float(self.values[i])}  # fmt: skip
+        if features:
+            doc["features"] = dict(zip(features, self.cov[i].tolist(), strict=True))
+        return Message(topic, partition, int(self.offsets[i]), sid.encode(), orjson.dumps(doc))
+
+    @staticmethod
+    def concat(parts: Sequence[EventBatch]) -> EventBatch:
+        """One batch of ``parts`` (consecutive, in offset order)."""
+        if len(parts) == 1:
+            return parts[0]
+        recs: list[Record] | None = []
+        series: list[str] = []
+        for p in parts:
+            series += p.series
+            if recs is not None and p.records is not None:
+                recs += p.records
+            else:
+                recs = None
+        return EventBatch(
+            np.concatenate([p.offsets for p in parts]), series,
+            np.concatenate([p.ts for p in parts]), np.concatenate([p.values for p in parts]),
+            np.concatenate([p.cov for p in parts]), parts[-1].end,
+            tuple(r for p in parts for r in p.rejected), recs,
+        )  # fmt: skip
 
 
 class _Reject(Exception):
@@ -179,6 +268,15 @@ class Decoder:
     def __init__(self, features: Sequence[str] = ()) -> None:
         self.features = tuple(features)
         self._known = frozenset(self.features)
+
+    def decode_batch(self, records: Sequence[Record]) -> EventBatch:
+        """Decode a partition's records (in offset order) into an :class:`EventBatch`."""
+        dec = self.decode(records)
+        ts, values, cov = dec.arrays(len(self.features))
+        offsets = np.array([r.offset for r in dec.records], dtype=np.int64)
+        end = records[-1].offset + 1 if records else 0
+        return EventBatch(offsets, dec.series, ts, values, cov, end, tuple(dec.rejected),
+                          dec.records)  # fmt: skip
 
     def decode(self, records: Sequence[Record]) -> Decoded:
         """Decode a batch; never raises for bad data."""

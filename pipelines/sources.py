@@ -7,12 +7,15 @@ seeking, pausing and committing. The loop never knows which one it has.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
-from pipelines.records import Message, Record
+from pipelines.records import EventBatch, Message, Record
 
 TP = tuple[str, int]  # (topic, partition); kafka-python's TopicPartition is one
+# What a poll gives per partition: messages (decoded by the partition's task), or events
+# already in columns (a file source: no message per row).
+Polled = Sequence[Record] | EventBatch
 Listener = Callable[[list[TP]], None]
 
 
@@ -22,8 +25,8 @@ class Source(Protocol):
     def start(self, on_assigned: Listener, on_revoked: Listener) -> None:
         """Begin; the callbacks run inside :meth:`poll` when partitions move."""
 
-    def poll(self, timeout_ms: int) -> dict[TP, list[Record]]:
-        """Records of unpaused partitions, in offset order per partition."""
+    def poll(self, timeout_ms: int) -> Mapping[TP, Polled]:
+        """Records (or event batches) of unpaused partitions, in offset order per partition."""
 
     def position(self, tp: TP) -> int:
         """The offset the next record of ``tp`` will have."""
