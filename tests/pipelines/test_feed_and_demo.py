@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.datasets import data_root
 from pipelines.feed import feed, load_recordings
-from tests.conftest import needs_jit
+from tests.conftest import needs_compiled_speed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,7 @@ def test_feed_keeps_to_the_rate_on_an_injected_clock(tmp_path: Path) -> None:
 
 
 @pytest.mark.kafka
-@needs_jit  # the shipped model's retrains in plain Python take minutes each
+@needs_compiled_speed
 def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     if not (data_root() / "NAB").is_dir():
         pytest.fail(f"the demo needs the recordings in {data_root()}")

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from pipelines.benchmarks import soak
-from tests.conftest import needs_jit
+from tests.conftest import needs_compiled_speed
 from tests.pipelines.streams import write_settings
 
-pytestmark = [pytest.mark.kafka, needs_jit]  # pure Python would take hours at this size
+pytestmark = [pytest.mark.kafka, needs_compiled_speed]
 
 
 def test_a_short_soak_loses_nothing_and_memory_stays_flat(tmp_path: Path) -> None:
