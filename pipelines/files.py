@@ -35,7 +35,7 @@ from pipelines.records import (
     Message,
     Rejected,
 )
-from pipelines.sources import TP, Listener
+from pipelines.sources import TP, Listener, LocalPartitions
 
 SUFFIXES = (".csv", ".parquet", ".pq")
 TIME_NAMES = ("timestamp", "time", "ts", "date", "datetime")
@@ -267,19 +267,18 @@ def _row_message(df: pd.DataFrame, topic: str, row: int, sid: str) -> Message:
     return Message(topic, 0, row, sid.encode(), orjson.dumps(cells))
 
 
-class FileSource:
+class FileSource(LocalPartitions):
     """Parsed files as partitions ``(file name, 0)``; a poll returns up to ``batch`` events each.
 
     ``now`` is the latest event time polled: the replay's clock.
     """
 
     def __init__(self, files: Mapping[TP, EventBatch], batch: int = 2048) -> None:
+        super().__init__()
         self.files = dict(files)
         self.batch = batch
         self.pos = dict.fromkeys(self.files, 0)  # next event (index)
         self.start_offset = dict.fromkeys(self.files, 0)  # offset after the last polled record
-        self.paused: set[TP] = set()
-        self.committed: dict[TP, int] = {}
         self.now = 0.0
         self._rej_offsets = {
             tp: np.array([r.record.offset for r in b.rejected], dtype=np.int64)
@@ -324,16 +323,3 @@ class FileSource:
         b = self.files[tp]
         self.pos[tp] = int(np.searchsorted(b.offsets, offset))
         self.start_offset[tp] = offset
-
-    def pause(self, tps: Sequence[TP]) -> None:
-        self.paused.update(tps)
-
-    def resume(self, tps: Sequence[TP]) -> None:
-        self.paused.difference_update(tps)
-
-    def commit(self, offsets: dict[TP, int], wait: bool = True) -> bool:
-        self.committed.update(offsets)
-        return True
-
-    def close(self) -> None:
-        pass

@@ -9,14 +9,19 @@ from typing import Any
 from forecaster import ForecasterConfig
 
 
-def load_model_config(path: Path, **overrides: Any) -> ForecasterConfig:
-    """The ``[model]`` table of ``path``, with ``overrides`` on top; errors name the file."""
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's tables; ``ValueError`` naming the file when it cannot be read."""
     try:
         with path.open("rb") as fh:
-            doc = tomllib.load(fh)
+            return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         msg = f"{path}: {exc}"
         raise ValueError(msg) from exc
+
+
+def load_model_config(path: Path, **overrides: Any) -> ForecasterConfig:
+    """The ``[model]`` table of ``path``, with ``overrides`` on top; errors name the file."""
+    doc = read_toml(path)
     table = doc.get("model", {})
     if not isinstance(table, dict):
         msg = f"{path}: [model] must be a table"

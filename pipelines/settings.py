@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from forecaster import ForecasterConfig
+from pipelines.modelconfig import read_toml
 
 ENV_PREFIX = "FORECASTER_"
 
@@ -254,15 +255,8 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
     Raises ``ValueError`` naming the file and the bad key.
     """
     env = os.environ if env is None else env
-    doc: dict[str, Any] = {}
+    doc = read_toml(path) if path is not None else {}
     where = str(path) if path is not None else "settings"
-    if path is not None:
-        try:
-            with path.open("rb") as fh:
-                doc = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            msg = f"{path}: {exc}"
-            raise ValueError(msg) from exc
     try:
         settings = Settings.model_validate(apply_env(doc, env))
         settings.forecaster_config()

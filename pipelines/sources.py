@@ -52,18 +52,41 @@ class Source(Protocol):
         """Leave the group and release resources."""
 
 
-class MemorySource:
+class LocalPartitions:
+    """Pausing and committing for a source whose partitions are all local (no broker)."""
+
+    def __init__(self) -> None:
+        self.paused: set[TP] = set()
+        self.committed: dict[TP, int] = {}
+
+    def pause(self, tps: Sequence[TP]) -> None:
+        """Stop returning records of ``tps``."""
+        self.paused.update(tps)
+
+    def resume(self, tps: Sequence[TP]) -> None:
+        """Return records of ``tps`` again."""
+        self.paused.difference_update(tps)
+
+    def commit(self, offsets: dict[TP, int], wait: bool = True) -> bool:
+        """Remember the offsets (confirmed at once, unless sent from a callback)."""
+        self.committed.update(offsets)
+        return wait
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class MemorySource(LocalPartitions):
     """Records held in memory, one partition each list; the whole of it is assigned.
 
     ``exhausted`` turns True once every partition has been read to its end.
     """
 
     def __init__(self, partitions: dict[TP, Sequence[Record]], batch: int = 1000) -> None:
+        super().__init__()
         self.partitions = {tp: list(recs) for tp, recs in partitions.items()}
         self.batch = batch
         self.pos = {tp: 0 for tp in self.partitions}
-        self.paused: set[TP] = set()
-        self.committed: dict[TP, int] = {}
 
     @classmethod
     def from_values(
@@ -102,16 +125,3 @@ class MemorySource:
     def seek(self, tp: TP, offset: int) -> None:
         recs = self.partitions[tp]
         self.pos[tp] = next((i for i, r in enumerate(recs) if r.offset >= offset), len(recs))
-
-    def pause(self, tps: Sequence[TP]) -> None:
-        self.paused.update(tps)
-
-    def resume(self, tps: Sequence[TP]) -> None:
-        self.paused.difference_update(tps)
-
-    def commit(self, offsets: dict[TP, int], wait: bool = True) -> bool:
-        self.committed.update(offsets)
-        return wait
-
-    def close(self) -> None:
-        pass
