@@ -323,7 +323,10 @@ def bench_soak(events: int, series: int, rate: float, sample_seconds: float, con
 
     try:
         result = soak.run(events, series, rate, sample_seconds, config_path, bootstrap,
-                          api_version)  # fmt: skip
+                          api_version, on_window=lambda r: click.echo(
+                              f"t {r['t']:.0f} s: {r['events_per_s']:,.0f} events/s, latency "
+                              f"p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms, RSS "
+                              f"{r['rss_mb']:.0f} MB", err=True))  # fmt: skip
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

@@ -94,26 +94,30 @@ class Watcher:
             w.events += len(batch)
             w.latencies.extend((now - batch.ts).tolist())
 
-    def tick(self) -> None:
-        """Close the current window if it is over (memory sampled at its end)."""
+    def tick(self) -> dict[str, float] | None:
+        """Close the current window if it is over (memory sampled at its end); its row."""
         now = self.clock()
         with self.lock:
-            if now - self.windows[-1].start >= self.sample_seconds:
-                self.windows[-1].rss = rss_bytes()
-                self.windows.append(Window(now))
+            if now - self.windows[-1].start < self.sample_seconds:
+                return None
+            self.windows[-1].rss = rss_bytes()
+            self.windows.append(Window(now))
+            return self.row(len(self.windows) - 2)
+
+    def row(self, i: int) -> dict[str, float]:
+        """Window ``i``: events/s, latency p50/p99 (ms), RSS (MB)."""
+        w = self.windows[i]
+        lat = np.array(w.latencies) * 1000.0 if w.latencies else np.array([np.nan])
+        return {
+            "t": round(w.start - self.windows[0].start, 1),
+            "events_per_s": w.events / self.sample_seconds,
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+            "rss_mb": w.rss / 2**20,
+        }  # fmt: skip
 
     def report(self) -> list[dict[str, float]]:
-        """Per closed window: events/s, latency p50/p99 (ms), RSS (MB)."""
-        rows = []
-        for w in self.windows[:-1]:
-            lat = np.array(w.latencies) * 1000.0 if w.latencies else np.array([np.nan])
-            rows.append({
-                "t": round(w.start - self.windows[0].start, 1),
-                "events_per_s": w.events / self.sample_seconds,
-                "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
-                "rss_mb": w.rss / 2**20,
-            })  # fmt: skip
-        return rows
+        """Every closed window's row."""
+        return [self.row(i) for i in range(len(self.windows) - 1)]
 
 
 def run(
@@ -124,8 +128,13 @@ def run(
     config: Path = SHIPPED,
     bootstrap: str | None = None,
     api_version: str = "auto",
+    on_window: Callable[[dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
-    """Drive ``events`` through a broker and the service; report the windows."""
+    """Drive ``events`` through a broker and the service; report the windows.
+
+    ``on_window`` receives each window's row as it closes, so a long run shows (and
+    keeps) its curve even if it is stopped before the end.
+    """
     from pipelines.service import build_service
 
     with ExitStack() as stack:
@@ -161,7 +170,9 @@ def run(
                 if not svc.is_alive():
                     msg = "the service stopped before the soak ended"
                     raise RuntimeError(msg)
-                watcher.tick()
+                row = watcher.tick()
+                if row is not None and on_window is not None:  # a long run shows as it goes
+                    on_window(row)
                 time.sleep(0.2)
         finally:
             stop.set()
@@ -171,7 +182,7 @@ def run(
         took = time.monotonic() - start
         rows = watcher.report()
         states = sum(t.model.table.nbytes() for t in runner.tasks.values())
-    steady = [r for r in rows[len(rows) // 4 :]] or rows
+    steady = rows[len(rows) // 4 :] or rows
     return {
         "events": events, "series": n_series, "rate": rate, "seconds": took,
         "events_per_s": events / took, "forecasts": runner.stats.forecasts,
