@@ -40,8 +40,8 @@ def client_options(cfg: KafkaSettings) -> dict[str, Any]:
 
 def make_producer(cfg: KafkaSettings) -> KafkaProducer:
     """A producer that waits for the leader's acknowledgement and retries."""
-    return KafkaProducer(
-        **client_options(cfg), acks=1, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
+    tuned: dict[str, Any] = dict(
+        acks=1, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
         max_request_size=cfg.max_message_bytes,
         # Retried until delivery_timeout_ms, so a short broker outage only delays a flush.
         delivery_timeout_ms=cfg.delivery_timeout_ms, max_block_ms=cfg.delivery_timeout_ms,
@@ -49,21 +49,38 @@ def make_producer(cfg: KafkaSettings) -> KafkaProducer:
         request_timeout_ms=min(30_000, max(500, (cfg.delivery_timeout_ms - cfg.linger_ms) // 2)),
         max_in_flight_requests_per_connection=1,  # retries keep the order of a partition
     )  # fmt: skip
+    return KafkaProducer(**_with_client(tuned, cfg, KafkaProducer.DEFAULT_CONFIG))
 
 
 def make_consumer(cfg: KafkaSettings) -> KafkaConsumer:
     """A consumer in ``group_id`` that never commits on its own."""
-    opts = client_options(cfg)
-    if cfg.max_poll_interval_ms is not None:
-        opts["max_poll_interval_ms"] = cfg.max_poll_interval_ms
-    return KafkaConsumer(
-        **opts, group_id=cfg.group_id, enable_auto_commit=False,
+    partition_bytes = max(8 << 20, cfg.max_message_bytes + (64 << 10))
+    tuned: dict[str, Any] = dict(
+        group_id=cfg.group_id, enable_auto_commit=False,
         auto_offset_reset=cfg.auto_offset_reset, max_poll_records=cfg.max_poll_records,
         session_timeout_ms=cfg.session_timeout_ms,
         heartbeat_interval_ms=cfg.heartbeat_interval_ms,
-        max_partition_fetch_bytes=max(8 << 20, cfg.max_message_bytes + (64 << 10)),
+        max_partition_fetch_bytes=partition_bytes,
         fetch_max_bytes=max(64 << 20, 2 * cfg.max_message_bytes),
+        # kafka-python drops any response frame over 1 MB by default, closing the
+        # connection, so every fetch of a backlog failed once before it was read. The
+        # fetch sizes bound the responses instead (brokers before 0.10.1 ignore
+        # fetch_max_bytes: there it is partitions x max_partition_fetch_bytes).
+        receive_message_max_bytes=2**31 - 1,
     )  # fmt: skip
+    if cfg.max_poll_interval_ms is not None:
+        tuned["max_poll_interval_ms"] = cfg.max_poll_interval_ms
+    return KafkaConsumer(**_with_client(tuned, cfg, KafkaConsumer.DEFAULT_CONFIG))
+
+
+def _with_client(
+    tuned: dict[str, Any], cfg: KafkaSettings, known: dict[str, Any]
+) -> dict[str, Any]:
+    """The service's settings, then ``[kafka] client`` over them (it wins).
+
+    Each client gets only the keys it knows: ``client`` holds settings of both.
+    """
+    return {**tuned, **{k: v for k, v in client_options(cfg).items() if k in known}}
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

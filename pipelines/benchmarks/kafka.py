@@ -60,7 +60,8 @@ def bare_consumer(opts: dict[str, Any], topic: str, n: int, max_poll_records: in
     """Seconds a plain consumer takes to read ``n`` records of ``topic`` from the start."""
     cons = KafkaConsumer(**opts, group_id=None, enable_auto_commit=False,
                          max_poll_records=max_poll_records,
-                         max_partition_fetch_bytes=8 * 1024 * 1024)  # fmt: skip
+                         max_partition_fetch_bytes=8 * 1024 * 1024,
+                         receive_message_max_bytes=2**31 - 1)  # as the service's  # fmt: skip
     tps = [TopicPartition(topic, p) for p in sorted(cons.partitions_for_topic(topic) or ())]
     cons.assign(tps)
     cons.seek_to_beginning(*tps)

@@ -86,7 +86,8 @@ class Broker:
 
     def _read_to_end(self, topic: str) -> list[Any]:
         cons = KafkaConsumer(**self.client_opts(), enable_auto_commit=False,
-                             auto_offset_reset="earliest", group_id=None)  # fmt: skip
+                             auto_offset_reset="earliest", group_id=None,
+                             receive_message_max_bytes=2**31 - 1)  # fmt: skip
         parts = cons.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         ends = cons.end_offsets(tps)
@@ -115,6 +116,17 @@ class Broker:
         ends = cons.end_offsets(tps)
         cons.close()
         return {tp.partition: off for tp, off in ends.items()}
+
+
+class EndOffsets:
+    """The number of records in a topic, read often through one client."""
+
+    def __init__(self, broker: Broker, topic: str) -> None:
+        self.consumer = KafkaConsumer(**broker.client_opts(), group_id=None)
+        self.tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+
+    def total(self) -> int:
+        return sum(self.consumer.end_offsets(self.tps).values())
 
 
 def local_broker(run_dir: Path) -> Iterator[Broker]:
