@@ -311,7 +311,8 @@ def bench_kafka(bootstrap: str | None, api_version: str, series: int, events_per
               type=click.FloatRange(min=0.1), help="Length of a reporting window.")  # fmt: skip
 @click.option(
     "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=Path(__file__).resolve().parents[1] / "config" / "sensors.toml", show_default=True,
+    default=Path(__file__).resolve().parents[1] / "config" / "fleet.toml", show_default=True,
+    help="Settings; the fleet model, made for thousands of series.",
 )  # fmt: skip
 @click.option("--bootstrap", help="A broker to use (host:port); default: start the local one.")
 @click.option("--api-version", default="auto", show_default=True)

@@ -30,7 +30,7 @@ from pipelines.localkafka import LOCAL_API_VERSION, local_broker
 from pipelines.settings import KafkaSettings, load_settings
 from pipelines.sinks import ForecastBatch
 
-SHIPPED = Path(__file__).resolve().parents[2] / "config" / "sensors.toml"
+FLEET = Path(__file__).resolve().parents[2] / "config" / "fleet.toml"
 
 
 def rss_bytes() -> int:
@@ -125,7 +125,7 @@ def run(
     n_series: int = 10_000,
     rate: float = 5000.0,
     sample_seconds: float = 60.0,
-    config: Path = SHIPPED,
+    config: Path = FLEET,
     bootstrap: str | None = None,
     api_version: str = "auto",
     on_window: Callable[[dict[str, float]], None] | None = None,

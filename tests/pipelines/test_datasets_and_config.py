@@ -25,7 +25,7 @@ def test_nab_recording_loads_with_real_times() -> None:
     assert np.median(np.diff(rec.ts)) == 1800.0  # 30-minute spacing
 
 
-@pytest.mark.parametrize("name", ["sensors.toml", "etth1.toml"])
+@pytest.mark.parametrize("name", ["sensors.toml", "etth1.toml", "fleet.toml"])
 def test_shipped_configs_load(name: str) -> None:
     cfg = load_model_config(ROOT / "config" / name)
     assert cfg.horizon >= 1
