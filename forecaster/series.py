@@ -23,6 +23,8 @@ def base_shapes(horizon: int) -> Shapes:
         "last_ts": (),  # event time of the last event, seconds
         "last_y": (),
         "var": (),  # running mean square of the (clipped) changes
+        "anchor": (),  # var from before a fault episode (0: none); see core/events.py
+        "calm": (),  # changes in a row that look normal by the anchor
         "mean_dt": (),  # running mean time between events
         "pend_yhat": (horizon, horizon),  # forecasts issued, ring indexed by count % horizon
         "pend_half": (horizon, horizon),  # their interval half-widths
@@ -38,7 +40,7 @@ class SeriesTable:
     >>> table.rows(["a", "b", "a"]).tolist()
     [0, 1, 0]
     >>> len(table), table.bytes_per_series()
-    (2, 104)
+    (2, 120)
     """
 
     def __init__(self, shapes: Shapes, capacity: int = 16) -> None:

@@ -33,7 +33,13 @@ from forecaster.core.params import I64Array
 from forecaster.series import SeriesTable, Shapes, base_shapes
 
 BoolArray = NDArray[np.bool_]
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # 2: per-series fault anchors (a faster way back after a fault)
+# After a fault, once this many changes in a row look normal by the scale from before it
+# and tiny by the inflated one, the running variance moves back with this weight an
+# event (forecaster/core/events.py): back from a 1e18-fold inflation in about 200 events
+# instead of 30,000.
+CALM_EVENTS = 6
+RECOVER = 0.2
 
 # The ufunc that ``np.clip`` calls for float arrays with both bounds: the same results,
 # without its Python-level dispatch (a few microseconds a call on the per-event path).
@@ -340,17 +346,19 @@ class StreamModel:
         c = tab.count[rows]
         # Score the forecasts issued 1..K events ago for this event, and move the running
         # scales of the changes (clipped) and of the time between events on: one kernel.
-        sc = np.empty((6, rows.size))  # rows, so each quantity is contiguous
+        sc = np.empty((8, rows.size))  # rows, so each quantity is contiguous
         score_and_scale(rows, pos, y, t, tab.count, tab.last_y, tab.last_ts, tab.var,
-                        tab.mean_dt, tab.pend_yhat, tab.pend_half, cfg.clip_sigma, self._alpha,
-                        out["errors"], covered, self._block, self.scored_total,
-                        self.covered_total, sc)  # fmt: skip
-        change, dt, mdt0, mdt1, var1, scale = sc
+                        tab.anchor, tab.calm, tab.mean_dt, tab.pend_yhat, tab.pend_half,
+                        cfg.clip_sigma, self._alpha, RECOVER, CALM_EVENTS, out["errors"],
+                        covered, self._block, self.scored_total, self.covered_total,
+                        sc)  # fmt: skip
+        change, dt, mdt0, mdt1, var1, scale, anchor1, calm1 = sc
         wave = Wave(pos, rows, c, t, y, cov_all[ev], change, dt, mdt0, scale)
         yhat = self._advance(wave)
-        finish_wave(rows, pos, c, t, y, var1, mdt1, scale, yhat, self.q, tab.count, tab.last_ts,
-                    tab.last_y, tab.var, tab.mean_dt, tab.pend_yhat, tab.pend_half, out["yhat"],
-                    out["half"], out["step_ts"])  # fmt: skip
+        finish_wave(rows, pos, c, t, y, var1, anchor1, calm1, mdt1, scale, yhat, self.q,
+                    tab.count, tab.last_ts, tab.last_y, tab.var, tab.anchor, tab.calm,
+                    tab.mean_dt, tab.pend_yhat, tab.pend_half, out["yhat"], out["half"],
+                    out["step_ts"])  # fmt: skip
 
     def _end_block(self) -> None:
         misses, scored = self._block

@@ -29,11 +29,15 @@ def score_and_scale(
     last_y: F64Array,
     last_ts: F64Array,
     var: F64Array,
+    anchor: F64Array,
+    calm: F64Array,
     mean_dt: F64Array,
     pend_yhat: F64Array,
     pend_half: F64Array,
     clip_sigma: float,
     alpha: float,
+    recover: float,
+    calm_events: int,
     errors: F64Array,
     hit: NDArray[np.bool_],
     block: F64Array,
@@ -51,7 +55,20 @@ def score_and_scale(
     ``scored`` and ``covered``). ``out[:, i]`` holds the clipped change scaled
     by the previous scale, the time since the previous event, the mean time between
     events before and after this one, the variance of the changes after it, and the
-    scale after it (rows 0..5 of ``out (6, n)``). Nothing in the table is written.
+    scale after it, and the series' fault anchor and calm count after it (rows 0..7 of
+    ``out (8, n)``). Nothing in the table is written.
+
+    A fault (a run of changes far past the scale: a sensor gone wild) inflates the
+    variance geometrically, by up to ``1 + alpha * (clip_sigma**2 - 1)`` an event, and
+    the average alone would take about ``clip_sigma**2`` times as long to come back.
+    So the variance from before the first clipped change is kept as the ``anchor``.
+    Once ``calm_events`` changes in a row are normal by that anchor (within
+    ``clip_sigma`` of its scale) and tiny by the current one (under a quarter of it,
+    which is over four times the anchor's), the data is back and the scale is not: the
+    variance moves back with weight ``recover`` an event while changes stay normal by
+    the anchor, and the episode ends at the anchor. Under a lasting change of regime
+    such a run has odds of about ``0.2**calm_events`` an event, so there the average is
+    as before.
     """
     k = pend_yhat.shape[1]
     for i in range(rows.shape[0]):
@@ -93,6 +110,23 @@ def score_and_scale(
                 clipped = bound
         sq = clipped * clipped
         var1 = sq if c <= 1 else var0 + alpha * (sq - var0)
+        anchor1 = anchor[r]
+        calm1 = calm[r]
+        if c > 1:
+            if anchor1 > 0.0:
+                if change * change > clip_sigma * clip_sigma * anchor1:
+                    calm1 = 0.0  # still far out by the scale from before
+                elif calm1 < calm_events:  # not yet recovering: a run of tiny changes?
+                    tiny = 16.0 * sq < var0 and var0 > 16.0 * anchor1
+                    calm1 = calm1 + 1.0 if tiny else 0.0
+                if calm1 >= calm_events:
+                    var1 = var0 + recover * (sq - var0)
+                if var1 <= anchor1:
+                    anchor1 = 0.0
+                    calm1 = 0.0
+            elif clipped != change:  # the first clipped change: an episode may start
+                anchor1 = var0
+                calm1 = 0.0
         floor = 1e-9 * (1.0 + abs(yi))
         prev = sd0 if var0 > 0 else math.sqrt(var1)
         scale_prev = prev if (prev >= floor or math.isnan(prev)) else floor
@@ -105,6 +139,8 @@ def score_and_scale(
         out[3, i] = mdt1
         out[4, i] = var1
         out[5, i] = scale
+        out[6, i] = anchor1
+        out[7, i] = calm1
 
 
 @jit
@@ -163,7 +199,11 @@ def lags_and_levels(
         base = col + seasons.shape[0] * k
         for li in range(rates.shape[0]):
             prev = levels[r, li]
-            level = v if c == 0 else prev + rates[li] * (v - prev)
+            level = prev + rates[li] * (v - prev)
+            # A level left far away (by a fault: clip_sigma**2 scales) starts again here
+            # rather than crawl back at its rate for thousands of events.
+            if c == 0 or not abs(v - prev) <= clip_sigma * clip_sigma * s:
+                level = v
             levels[r, li] = level
             dev = (v - level) / s
             if not (math.isnan(dev) or dev > lo):
@@ -181,6 +221,8 @@ def finish_wave(
     t: F64Array,
     y: F64Array,
     var1: F64Array,
+    anchor1: F64Array,
+    calm1: F64Array,
     mdt1: F64Array,
     scale: F64Array,
     yhat: F64Array,
@@ -189,6 +231,8 @@ def finish_wave(
     last_ts: F64Array,
     last_y: F64Array,
     var: F64Array,
+    anchor: F64Array,
+    calm: F64Array,
     mean_dt: F64Array,
     pend_yhat: F64Array,
     pend_half: F64Array,
@@ -217,4 +261,6 @@ def finish_wave(
         last_ts[r] = t[i]
         last_y[r] = y[i]
         var[r] = var1[i]
+        anchor[r] = anchor1[i]
+        calm[r] = calm1[i]
         mean_dt[r] = mdt1[i]
