@@ -86,6 +86,25 @@ def bench_accuracy(config_path: Path, seeds: str, as_json: bool) -> None:
         out.print(f"{key}: {value}")
 
 
+@bench.command("faults")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
+def bench_faults(as_json: bool) -> None:
+    """+1 errors before and after 300 events of a fault, with the shipped config."""
+    from pipelines.benchmarks import faults
+
+    rows = faults.run()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    cols = ("fault", "before", *(f"+{b}-{b + 100}" for b in faults.BLOCKS), "retrains rejected")
+    table = _table(f"+1 MAE per 100 events, before and after {faults.FAULT} events of a fault",
+                   cols, left=("fault",))  # fmt: skip
+    for r in rows:
+        table.add_row(r["fault"], f"{r['before']:.3g}", *(f"{v:.3g}" for v in r["after"].values()),
+                      f"{r['rejected']} of {r['retrains']}")  # fmt: skip
+    _console().print(table)
+
+
 @bench.command("scale")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
 @click.option("--quick", is_flag=True, help="Two small sizes: a smoke test, not a measurement.")

@@ -14,29 +14,20 @@ import numpy as np
 import pytest
 
 from forecaster import ForecasterConfig, LastValue, OnlineForecaster
+from pipelines.benchmarks.faults import BEFORE, FAULT, KINDS, fault_stream
 from pipelines.modelconfig import read_toml
 from tests.conftest import needs_compiled_speed
 
 ROOT = Path(__file__).resolve().parents[2]
-BEFORE, FAULT, AFTER = 3000, 300, 1200
+AFTER = 1200
 
 
-def stream(kind: str, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(BEFORE + FAULT + AFTER, dtype=float)
-    y = 20 + 2 * np.sin(2 * np.pi * t / 144) + rng.normal(0, 0.3, t.size)
-    fault = slice(BEFORE, BEFORE + FAULT)
-    if kind == "alternating":  # +-1e90, the decoder's range allows up to 1e100
-        y[fault] = np.where(np.arange(FAULT) % 2 == 0, 1e90, -1e90)
-    elif kind == "ramp":
-        y[fault] = np.linspace(20, 1e6, FAULT)
-    else:  # stuck at a spike
-        y[fault] = 1e12
-    return y
+def stream(kind: str) -> np.ndarray:
+    return fault_stream(kind, after=AFTER)
 
 
 @needs_compiled_speed
-@pytest.mark.parametrize("kind", ["alternating", "ramp", "spike"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_shipped_model_recovers_when_the_data_does(kind: str) -> None:
     raw = read_toml(ROOT / "config" / "sensors.toml")["model"]
     model = OnlineForecaster(ForecasterConfig(**{**raw, "background": False}))
