@@ -262,3 +262,10 @@ def bench_replay_command(
     console = Console(width=max(Console().width, 140))
     console.print(table)
     console.print(f"goal: {result['goal']}; measured {result['ratio']:.2f}x", highlight=False)
+    b = result["budget"]
+    console.print(
+        f"the goal allows {b['goal_allows_seconds']:.3f} s for the whole file; the shipped "
+        f"config retrained {b['retrains']:.0f} times at {b['seconds_per_retrain']:.3f} s each, "
+        f"so one retrain alone is {b['one_retrain_over_allowed']:.1f}x that",
+        highlight=False,
+    )

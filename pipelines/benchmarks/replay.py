@@ -116,4 +116,21 @@ def run(path: Path, cfg: ForecasterConfig, rows: int | None = None) -> dict[str,
         })  # fmt: skip
     return {"file": str(path), "horizon": k, "warmup": WARMUP, "rows": rows_out,
             "goal": "replay (shipped config) at least 10x River SNARIMAX's events/s",
-            "ratio": rows_out[0]["vs_snarimax"]}  # fmt: skip
+            "ratio": rows_out[0]["vs_snarimax"],
+            "budget": budget(results["replay (shipped config)"],
+                             results["replay, retraining off"], base, 10.0)}  # fmt: skip
+
+
+def budget(shipped: dict[str, Any], no_retrain: dict[str, Any], base_rate: float,
+           goal: float) -> dict[str, float]:  # fmt: skip
+    """Seconds the goal allows for the whole file beside what one retrain costs.
+
+    A retrain's cost is the difference between the runs with and without retraining,
+    shared over the retrains the shipped run made.
+    """
+    allowed = shipped["events"] / (goal * base_rate)
+    retrains = max(1, int(shipped["retrains"]))
+    per_retrain = max(0.0, shipped["seconds"] - no_retrain["seconds"]) / retrains
+    return {"goal_allows_seconds": allowed, "retrains": float(retrains),
+            "seconds_per_retrain": per_retrain,
+            "one_retrain_over_allowed": per_retrain / allowed}  # fmt: skip

@@ -272,6 +272,13 @@ def test_bench_replay_reports_throughput_and_scores_beside_river(tmp_path: Path)
         )
         assert math.isfinite(r["mae_1"]) and math.isfinite(r["mae_3"])
     assert report["ratio"] == report["rows"][0]["vs_snarimax"]
+    b, shipped = report["budget"], report["rows"][0]
+    assert b["goal_allows_seconds"] == pytest.approx(400 / (10 * snarimax["events_per_second"]))
+    assert b["seconds_per_retrain"] >= 0 and b["retrains"] >= 1
+    assert b["one_retrain_over_allowed"] == pytest.approx(
+        b["seconds_per_retrain"] / b["goal_allows_seconds"]
+    )
+    assert shipped["seconds"] > 0
 
 
 def test_several_configs_are_scored_in_one_run_and_ranked(tmp_path: Path) -> None:
