@@ -29,7 +29,7 @@ from tests.pipelines.test_service_kafka import (
 )
 
 pytestmark = pytest.mark.kafka
-KILLS = 12
+KILLS = 20
 
 
 def test_kill_9_at_random_points_never_loses_or_changes_a_forecast(
