@@ -85,6 +85,8 @@ class OnlineForecaster(StreamModel):
         self.retrains_started = 0
         self.retrains_accepted = 0
         self.retrains_rejected = 0
+        self.retrains_failed = 0  # raised an exception: counted apart from rejections
+        self.last_retrain_error = ""  # the latest failed retrain's traceback
         self.retrain_log: list[dict[str, float]] = []
         self._work = step_workspace(self.spec)
         self._seasons = np.array(cfg.seasons, dtype=np.float64)
@@ -261,8 +263,12 @@ class OnlineForecaster(StreamModel):
         self.retrain_log.append({
             "at_event": float(self.n_events), "train_loss": res.train_loss,
             "val_loss_before": res.val_loss_before, "val_loss_after": res.val_loss_after,
-            "accepted": float(res.accepted),
+            "accepted": float(res.accepted), "failed": float(bool(res.error)),
         })  # fmt: skip
+        if res.error:
+            self.retrains_failed += 1
+            self.last_retrain_error = res.error
+            return
         if not res.accepted:
             self.retrains_rejected += 1
             return
@@ -303,6 +309,7 @@ class OnlineForecaster(StreamModel):
                   "blend_losses": self.blend_losses}  # fmt: skip
         meta: dict[str, Any] = {
             "retrains": [self.retrains_started, self.retrains_accepted, self.retrains_rejected],
+            "retrains_failed": self.retrains_failed, "last_retrain_error": self.last_retrain_error,
             "retrain_enabled": self.retrain_enabled,
             "retrain_log": self.retrain_log, "swap_at": self._swap_at, "next_time": self._next_time,
             "job": None,
@@ -312,7 +319,8 @@ class OnlineForecaster(StreamModel):
             arrays.update({f"job.{k}": getattr(res, k) for k in _RESULT_ARRAYS})
             meta["job"] = {"accepted": res.accepted, "train_loss": res.train_loss,
                            "val_loss_before": res.val_loss_before,
-                           "val_loss_after": res.val_loss_after, "ids": res.ids}  # fmt: skip
+                           "val_loss_after": res.val_loss_after, "ids": res.ids,
+                           "error": res.error}  # fmt: skip
         return arrays, meta
 
     def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -323,6 +331,9 @@ class OnlineForecaster(StreamModel):
         self.params, self.opt_state = arrays["params"], arrays["opt_state"]
         self.blend, self.blend_losses = arrays["blend"], arrays["blend_losses"]
         self.retrains_started, self.retrains_accepted, self.retrains_rejected = meta["retrains"]
+        # Snapshots written before failures were counted apart have none.
+        self.retrains_failed = meta.get("retrains_failed", 0)
+        self.last_retrain_error = meta.get("last_retrain_error", "")
         self.retrain_log = meta["retrain_log"]
         self.retrain_enabled = meta["retrain_enabled"]
         self._swap_at, self._next_time = meta["swap_at"], meta["next_time"]
@@ -348,5 +359,6 @@ class OnlineForecaster(StreamModel):
             "retrains_started": self.retrains_started,
             "retrains_accepted": self.retrains_accepted,
             "retrains_rejected": self.retrains_rejected,
+            "retrains_failed": self.retrains_failed,
             "bytes_per_series": self.bytes_per_series(),
         }

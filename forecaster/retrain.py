@@ -9,6 +9,7 @@ whether the job ran in a thread or inline.
 from __future__ import annotations
 
 import threading
+import traceback
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,6 +183,7 @@ class RetrainResult:
     rows: I64Array
     ids: list[str | None]
     counts: I64Array  # events each row had when the job started
+    error: str = ""  # the traceback of a retrain that raised (its weights are not used)
 
 
 class RetrainJob:
@@ -244,6 +246,23 @@ class RetrainJob:
         return self._result
 
     def _run(self) -> None:
+        # An exception must end the job too: a stream waiting on a job that never
+        # finishes would hang. A failed retrain is judged like a rejected one (the old
+        # weights stay) and carries its traceback for the application to report.
+        try:
+            self._result = self._train()
+        except Exception:
+            self._result = self._failed(traceback.format_exc())
+
+    def _failed(self, error: str) -> RetrainResult:
+        nan = float("nan")
+        return RetrainResult(
+            self.params, self.opt_state, self.blend, self.record, False, nan, nan, nan,
+            np.zeros((self.rows.size, self.spec.state_size)), self.rows, self.ids, self.counts,
+            error,
+        )  # fmt: skip
+
+    def _train(self) -> RetrainResult:
         cfg, spec = self.cfg, self.spec
         trainer = Trainer(
             spec, cfg.make_optimizer(), Loss.parse(cfg.loss), cfg.huber_delta, cfg.clip_norm
@@ -273,7 +292,7 @@ class RetrainJob:
             blend = pick_blend(record)
         zeros = np.zeros((self.rows.size, spec.state_size))
         states = rebuild_states(new, spec, self.recent, self.lengths, zeros) if ok else zeros
-        self._result = RetrainResult(
+        return RetrainResult(
             new, opt, blend, record, ok, float(loss), float(before), float(after), states,
             self.rows, self.ids, self.counts,
         )  # fmt: skip

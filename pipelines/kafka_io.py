@@ -70,7 +70,34 @@ def make_consumer(cfg: KafkaSettings) -> KafkaConsumer:
     )  # fmt: skip
     if cfg.max_poll_interval_ms is not None:
         tuned["max_poll_interval_ms"] = cfg.max_poll_interval_ms
-    return KafkaConsumer(**_with_client(tuned, cfg, KafkaConsumer.DEFAULT_CONFIG))
+    consumer = KafkaConsumer(**_with_client(tuned, cfg, KafkaConsumer.DEFAULT_CONFIG))
+    finish_pending_joins(consumer)
+    return consumer
+
+
+def finish_pending_joins(consumer: KafkaConsumer) -> None:
+    """Work around a kafka-python bug that leaves a consumer with no partitions for good.
+
+    A rebalance the consumer starts because the topic's metadata changed (the input
+    topic created after the service subscribed, partitions added) is not flagged as
+    needed. If the ``poll`` timeout ends before the join completes, the join completes
+    in the background, and as group leader the consumer has already recorded the new
+    metadata as assigned, so it never asks again and never takes its assignment: it
+    owns the partitions on the broker and reads nothing. The local broker showed this
+    in 4 of 5 tries with 1 ms polls, and it hung a CI run. Java's client counts a
+    pending join as a reason to rejoin; this makes kafka-python do the same (its
+    ``rejoining`` flag is set from the start of a rejoin until its completion is
+    handled). A client without these internals is left as it is.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    need_rejoin = getattr(coordinator, "need_rejoin", None)
+    if coordinator is None or need_rejoin is None or not hasattr(coordinator, "rejoining"):
+        return
+
+    def need_rejoin_or_pending() -> bool:
+        return bool(need_rejoin() or coordinator.rejoining)
+
+    coordinator.need_rejoin = need_rejoin_or_pending
 
 
 def _with_client(

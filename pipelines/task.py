@@ -13,6 +13,7 @@ learned the same way from then on: one ``model.learn`` call per batch of the bac
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Sequence
 
@@ -21,6 +22,8 @@ import numpy as np
 from forecaster import OnlineForecaster
 from pipelines.records import OUT_OF_ORDER, Decoder, EventBatch, Record, Rejected
 from pipelines.sinks import ForecastBatch
+
+log = logging.getLogger(__name__)
 
 
 class Backlog:
@@ -167,7 +170,11 @@ class PartitionTask:
         batch = None
         if ev is not None:
             cov = ev.cov if ev.cov.shape[1] else None
+            failed = self.model.retrains_failed
             upd = self.model.learn(ev.series, ev.ts, ev.values, cov)
+            if self.model.retrains_failed != failed:  # the stream goes on with the old weights
+                log.error("%s[%d]: a retrain failed; the weights stay as they were.\n%s",
+                          self.topic, self.partition, self.model.last_retrain_error)  # fmt: skip
             ok = upd.accepted
             late = np.flatnonzero(~ok)
             if late.size:

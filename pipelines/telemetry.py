@@ -8,7 +8,7 @@ what the scrape thread reads. The consumer lag is sampled there too, after every
 the Kafka consumer is not thread-safe, so the scrape thread never calls it.
 
 Labels are bounded: ``reason`` (:data:`pipelines.records.REASONS`), ``outcome`` and
-``weights`` (two values each), ``topic`` / ``partition`` (the input topic's partitions),
+``weights`` (three and two values), ``topic`` / ``partition`` (the input topic's partitions),
 ``step`` (1..horizon) and ``series``, only for the allow-list ``[metrics] forecast_series``.
 
 =============================================  =========  ==================================
@@ -25,7 +25,8 @@ forecaster_event_processing_seconds            histogram  (a batch's time / its 
                                                           counted once per record)
 forecaster_consumer_lag_records                gauge      topic, partition
 forecaster_retrains_started_total              counter
-forecaster_retrains_total                      counter    outcome (accepted, rejected)
+forecaster_retrains_total                      counter    outcome (accepted, rejected,
+                                                          failed: raised an exception)
 forecaster_retrain_duration_seconds            histogram  (start to finish, seen by the loop)
 forecaster_retrain_train_loss                  gauge      topic, partition
 forecaster_retrain_validation_loss             gauge      topic, partition, weights
@@ -172,7 +173,14 @@ class _RetrainSeen:
     started: int
     accepted: int
     rejected: int
+    failed: int
     began: float | None = None  # monotonic time the running retrain was first seen
+
+    @classmethod
+    def of(cls, model: OnlineForecaster) -> _RetrainSeen:
+        """The model's counts now."""
+        return cls(model, model.retrains_started, model.retrains_accepted,
+                   model.retrains_rejected, model.retrains_failed)  # fmt: skip
 
 
 def build_info() -> dict[str, str]:
@@ -247,7 +255,7 @@ class Telemetry:
         self._rolling = _Rolling(horizon, window)
         self._lag: dict[TP, int] = {}
         self._seen: dict[TP, _RetrainSeen] = {}
-        self._retrains = {"accepted": 0, "rejected": 0}
+        self._retrains = {"accepted": 0, "rejected": 0, "failed": 0}
         self._retrains_started = 0
         self._build = build_info()
         self.batch_seconds = Histogram(
@@ -297,12 +305,7 @@ class Telemetry:
                 task = runner.tasks.get(tp)
                 seen = self._seen.get(tp)
                 if task is not None and (seen is None or seen.model is not task.model):
-                    self._seen[tp] = _RetrainSeen(
-                        task.model,
-                        task.model.retrains_started,
-                        task.model.retrains_accepted,
-                        task.model.retrains_rejected,
-                    )
+                    self._seen[tp] = _RetrainSeen.of(task.model)
 
     def on_forecasts(self, batch: ForecastBatch) -> None:
         """Count realised errors and coverage; keep the allow-listed series' latest."""
@@ -367,9 +370,7 @@ class Telemetry:
         for tp, task in runner.tasks.items():
             m, seen = task.model, self._seen.get(tp)
             if seen is None or seen.model is not m:  # not seen assigned: from now on
-                self._seen[tp] = _RetrainSeen(
-                    m, m.retrains_started, m.retrains_accepted, m.retrains_rejected
-                )
+                self._seen[tp] = _RetrainSeen.of(m)
                 continue
             new, running = m.retrains_started - seen.started, m.retrain_running
             if seen.began is not None and (new > 0 or not running):  # the one we timed ended
@@ -384,7 +385,9 @@ class Telemetry:
                 self._retrains_started += new
             self._retrains["accepted"] += m.retrains_accepted - seen.accepted
             self._retrains["rejected"] += m.retrains_rejected - seen.rejected
+            self._retrains["failed"] += m.retrains_failed - seen.failed
             seen.accepted, seen.rejected = m.retrains_accepted, m.retrains_rejected
+            seen.failed = m.retrains_failed
 
     # --- on the scrape thread ---------------------------------------------------
     def collect(self) -> Iterator[Metric]:

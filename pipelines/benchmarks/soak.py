@@ -67,11 +67,35 @@ class Window:
         self.latencies = []
 
 
+class Feeder(threading.Thread):
+    """The producer thread: how many events it sent, and what stopped it if it failed."""
+
+    def __init__(
+        self, opts: dict[str, Any], topic: str, n: int, n_series: int, rate: float
+    ) -> None:
+        super().__init__(name="soak-feeder", daemon=True)
+        self.args = (opts, topic, n, n_series, rate)
+        self.stop = threading.Event()
+        self.sent = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        """Produce; keep the error instead of dying with it unseen."""
+        try:
+            self.sent = produce_at_rate(*self.args, self.stop)
+        except Exception as exc:  # reported by the watching loop, which would wait forever
+            self.error = exc
+
+
 def produce_at_rate(
     opts: dict[str, Any], topic: str, n: int, n_series: int, rate: float, stop: threading.Event
 ) -> int:
-    """Send ``n`` events over ``n_series`` series at ``rate``/s (0: flat out); wall-clock ts."""
+    """Send ``n`` events over ``n_series`` series at ``rate``/s (0: flat out); wall-clock ts.
+
+    Raises if the broker did not take every event.
+    """
     prod = KafkaProducer(**opts, linger_ms=20, batch_size=512 * 1024)
+    failures: list[BaseException] = []
     ids = [f"sensor-{s:05d}" for s in range(n_series)]
     keys = [sid.encode() for sid in ids]
     rng = np.random.default_rng(0)
@@ -83,7 +107,8 @@ def produce_at_rate(
             s = i % n_series
             value = 20 + np.sin(i / n_series / 50 + phase[s])
             doc = {"series": ids[s], "ts": now_ms, "value": float(value)}
-            prod.send(topic, key=keys[s], value=orjson.dumps(doc))
+            fut = prod.send(topic, key=keys[s], value=orjson.dumps(doc))
+            fut.add_errback(failures.append)
         sent = min(n, sent + chunk)
         if rate > 0:
             ahead = sent / rate - (time.monotonic() - start)
@@ -91,6 +116,9 @@ def produce_at_rate(
                 time.sleep(ahead)
     prod.flush()
     prod.close()
+    if failures:
+        msg = f"the broker refused {len(failures)} of {sent} events, first: {failures[0]!r}"
+        raise RuntimeError(msg)
     return sent
 
 
@@ -133,6 +161,21 @@ class Watcher:
         return [self.row(i) for i in range(len(self.windows) - 1)]
 
 
+def stalled(runner: Any, feeder: Feeder, seconds: float, broker_dir: Path) -> str:
+    """Why a soak made no progress: each part's state, and the local broker's last words."""
+    tasks = {f"{t}[{p}]": (task.next_offset, len(task.backlog), task.model.retrain_running)
+             for (t, p), task in sorted(runner.tasks.items())}  # fmt: skip
+    lines = [
+        f"no event processed for {seconds:.0f} s: {runner.stats.events} processed, "
+        f"producer {'running' if feeder.is_alive() else 'done'} with {feeder.sent} sent",
+        f"partitions (next offset, backlog, retrain running): {tasks or 'none assigned'}",
+    ]
+    log = broker_dir / "kafka.log"
+    if log.exists():
+        lines += ["the local broker's log ends:", *log.read_text().splitlines()[-15:]]
+    return "\n".join(lines)
+
+
 def run(
     events: int = 10_000_000,
     n_series: int = 10_000,
@@ -142,11 +185,14 @@ def run(
     bootstrap: str | None = None,
     api_version: str = "auto",
     on_window: Callable[[dict[str, float]], None] | None = None,
+    stall_seconds: float = 300.0,
 ) -> dict[str, Any]:
     """Drive ``events`` through a broker and the service; report the windows.
 
     ``on_window`` receives each window's row as it closes, so a long run shows (and
-    keeps) its curve even if it is stopped before the end.
+    keeps) its curve even if it is stopped before the end. A run in which no event is
+    processed for ``stall_seconds`` (producer failed, broker gone, service stuck) stops
+    with an error saying what each part was doing.
     """
     from pipelines.service import build_service
 
@@ -169,26 +215,31 @@ def run(
         service = build_service(settings)
         watcher = Watcher(sample_seconds)
         service.runner.listeners.append(watcher)
-        stop = threading.Event()
-        produced: list[int] = []
-        feeder = threading.Thread(target=lambda: produced.append(produce_at_rate(
-            opts, settings.topics.input, events, n_series, rate, stop)), daemon=True)  # fmt: skip
+        feeder = Feeder(opts, settings.topics.input, events, n_series, rate)
         runner = service.runner
         svc = threading.Thread(target=service.run, daemon=True)
         start = time.monotonic()
         feeder.start()
         svc.start()
+        progress, progress_at = -1, start
         try:
-            while runner.stats.events + sum(runner.stats.rejected.values()) < events:
+            while runner.stats.events < events:
                 if not svc.is_alive():
                     msg = "the service stopped before the soak ended"
                     raise RuntimeError(msg)
+                if feeder.error is not None:
+                    msg = f"the producer failed: {feeder.error!r}"
+                    raise RuntimeError(msg) from feeder.error
+                if runner.stats.events != progress:
+                    progress, progress_at = runner.stats.events, time.monotonic()
+                elif time.monotonic() - progress_at > stall_seconds:
+                    raise RuntimeError(stalled(runner, feeder, stall_seconds, work / "kafka"))
                 row = watcher.tick()
                 if row is not None and on_window is not None:  # a long run shows as it goes
                     on_window(row)
                 time.sleep(0.2)
         finally:
-            stop.set()
+            feeder.stop.set()
             service.stop.set()
             svc.join()
             feeder.join()
@@ -199,7 +250,7 @@ def run(
     return {
         "events": events, "series": n_series, "rate": rate, "seconds": took,
         "events_per_s": events / took, "forecasts": runner.stats.forecasts,
-        "rejected": dict(runner.stats.rejected), "produced": produced[0] if produced else 0,
+        "rejected": dict(runner.stats.rejected), "produced": feeder.sent,
         "sample_seconds": sample_seconds, "windows": rows, "state_mb": states / 2**20,
         "rss_growth_mb_after_first_quarter": (steady[-1]["rss_mb"] - steady[0]["rss_mb"])
         if steady else 0.0,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from forecaster import ForecasterConfig, LastValue, OnlineForecaster
 from forecaster.evaluate import evaluate
+from forecaster.retrain import RetrainJob, RetrainResult
 from tests.forecaster.conftest import SMALL
 
 
@@ -51,6 +53,37 @@ def test_a_diverging_retrain_is_rejected_and_the_old_weights_stay() -> None:
     np.testing.assert_array_equal(model.params, params)
     assert np.all(np.isfinite(upd.yhat))
     assert model.retrain_log[0]["accepted"] == 0.0
+
+
+def test_a_retrain_that_raises_is_counted_and_the_stream_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Fault injection: the first retrain's training raises in its thread. Before failures
+    # ended the job, a stream waiting for that job (the service) waited forever.
+    train, calls = RetrainJob._train, []
+
+    def first_one_fails(job: RetrainJob) -> RetrainResult:
+        calls.append(1)
+        if len(calls) == 1:
+            msg = "injected: out of memory in the retrain"
+            raise MemoryError(msg)
+        return train(job)
+
+    monkeypatch.setattr(RetrainJob, "_train", first_one_fails)
+    model = OnlineForecaster(ForecasterConfig(**SMALL))  # background retraining
+    ids, ts, y = sine(700)
+    model.learn(ids[:149], ts[:149], y[:149])  # the first retrain starts at 120, swaps at 150
+    params = model.params.copy()
+    upd = model.learn(ids[149:], ts[149:], y[149:])
+    assert model.retrains_failed == 1 and model.retrains_rejected + model.retrains_accepted == 4
+    assert "MemoryError: injected: out of memory" in model.last_retrain_error
+    assert model.retrain_log[0]["failed"] == 1.0 and model.retrain_log[0]["accepted"] == 0.0
+    assert not np.array_equal(model.params, params)  # later retrains still apply
+    assert np.all(np.isfinite(upd.yhat))
+    # The count and the error survive a snapshot.
+    restored = OnlineForecaster.restore(model.snapshot())
+    assert restored.retrains_failed == 1
+    assert restored.last_retrain_error == model.last_retrain_error
 
 
 def test_blend_picks_per_step_the_best_candidate_and_factor() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 
 import pytest
 from kafka import TopicPartition
@@ -54,3 +55,29 @@ def test_client_settings_win_over_the_services_own() -> None:
     finally:
         prod.close(timeout=0)
         cons.close(autocommit=False)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_topic_created_after_subscribing_is_assigned_and_read(
+    broker: Broker, attempt: int
+) -> None:
+    # kafka-python left a consumer that joined before its topic existed with no
+    # partitions for good, when a poll's timeout ended inside the rejoin (4 of 5 tries
+    # with 1 ms polls; a CI run hung on it). 1 ms polls make that window likely.
+    topic = f"late-{attempt}-{uuid.uuid4().hex[:8]}"  # does not exist yet
+    cfg = KafkaSettings(bootstrap_servers=broker.bootstrap, api_version=broker.api_version,
+                        group_id=f"g-{topic}", client={"metadata_max_age_ms": 200})  # fmt: skip
+    cons = make_consumer(cfg)
+    cons.subscribe([topic])
+    for _ in range(20):
+        assert not cons.poll(timeout_ms=1)
+    broker.produce(topic, [(b"k", b"v")])
+    got = 0
+    # A bound on polls, not on time: stuck, the consumer never reads, however long.
+    for _ in range(20_000):
+        got += sum(len(r) for r in cons.poll(timeout_ms=1).values())
+        if got:
+            break
+    assignment = cons.assignment()
+    cons.close(autocommit=False)
+    assert len(assignment) == PARTITIONS and got == 1

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from forecaster import OnlineForecaster
+from forecaster.retrain import RetrainJob, RetrainResult
 from pipelines.checkpoint import CheckpointStore
 from pipelines.loop import LoopSettings, Runner
 from pipelines.records import REASONS, Message, Record
@@ -243,6 +244,31 @@ def test_retrains_are_counted_timed_and_their_losses_exported(tmp_path: Path, ba
     assert get(val, {**labels, "weights": "previous"}) == last["val_loss_before"]
     assert get(val, {**labels, "weights": "candidate"}) == last["val_loss_after"]
     assert get("forecaster_model_version", labels) == model.model_version
+
+
+def test_a_retrain_that_raises_is_logged_counted_and_the_stream_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Fault injection: every retrain raises in its thread. The partition waits for the
+    # first one at event 170; a job that never finished held it paused forever.
+    def fails(job: RetrainJob) -> RetrainResult:
+        msg = "injected failure"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(RetrainJob, "_train", fails)
+    msgs = sensor_events(n_series=3, per_series=110, seed=5)
+    runner, _, sink = make_runner(msgs, MODEL, tmp_path, batch=40)
+    registry = CollectorRegistry()
+    Telemetry(registry, MetricsSettings(), horizon=3, coverage=0.9).attach(runner)
+    runner.start()
+    drain(runner)
+    assert runner.stats.events == len(msgs) and sum(len(b) for b in sink.batches) == 330
+    get = registry.get_sample_value
+    assert get("forecaster_retrains_total", {"outcome": "failed"}) == 2
+    assert get("forecaster_retrains_total", {"outcome": "rejected"}) == 0
+    assert get("forecaster_model_version", {"topic": TOPIC, "partition": "0"}) == 0
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2 and "RuntimeError: injected failure" in errors[0].getMessage()
 
 
 def test_rolling_mae_and_coverage_keep_the_last_window_only(tmp_path: Path) -> None:
