@@ -372,8 +372,9 @@ def bench_soak(events: int, series: int, rate: float, sample_seconds: float, con
     out.print(
         f"{result['forecasts']:,} forecasts for {result['events']:,} events "
         f"(rejected: {result['rejected'] or 'none'}), {result['events_per_s']:,.0f} events/s "
-        f"overall; model state {result['state_mb']:.0f} MB; RSS growth after the first "
-        f"quarter {result['rss_growth_mb_after_first_quarter']:+.0f} MB"
+        f"overall; model state {result['state_mb']:.0f} MB; RSS floor growth from the "
+        f"second quarter to the last {result['rss_floor_growth_mb']:+.0f} MB, peak "
+        f"{result['rss_peak_mb']:.0f} MB"
     )
 
 

@@ -161,6 +161,19 @@ class Watcher:
         return [self.row(i) for i in range(len(self.windows) - 1)]
 
 
+def floor_growth(rss_mb: list[float]) -> float:
+    """Memory the process kept for good: last quarter's floor minus the second quarter's.
+
+    Floors, because a window that ends while a retrain runs samples its working memory
+    (hundreds of MB at 10,000 series), which is freed again; the first quarter is start-up
+    (every series created, kernels loaded).
+    """
+    q = len(rss_mb) // 4
+    if q == 0:
+        return 0.0
+    return min(rss_mb[-q:]) - min(rss_mb[q : 2 * q])
+
+
 def stalled(runner: Any, feeder: Feeder, seconds: float, broker_dir: Path) -> str:
     """Why a soak made no progress: each part's state, and the local broker's last words."""
     tasks = {f"{t}[{p}]": (task.next_offset, len(task.backlog), task.model.retrain_running)
@@ -246,14 +259,13 @@ def run(
         took = time.monotonic() - start
         rows = watcher.report()
         states = sum(t.model.table.nbytes() for t in runner.tasks.values())
-    steady = rows[len(rows) // 4 :] or rows
     return {
         "events": events, "series": n_series, "rate": rate, "seconds": took,
         "events_per_s": events / took, "forecasts": runner.stats.forecasts,
         "rejected": dict(runner.stats.rejected), "produced": feeder.sent,
         "sample_seconds": sample_seconds, "windows": rows, "state_mb": states / 2**20,
-        "rss_growth_mb_after_first_quarter": (steady[-1]["rss_mb"] - steady[0]["rss_mb"])
-        if steady else 0.0,
+        "rss_floor_growth_mb": floor_growth([r["rss_mb"] for r in rows]),
+        "rss_peak_mb": max((r["rss_mb"] for r in rows), default=float("nan")),
         "p99_ms_median": statistics.median(r["p99_ms"] for r in rows) if rows else float("nan"),
         "config": str(config),
     }  # fmt: skip

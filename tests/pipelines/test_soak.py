@@ -27,4 +27,4 @@ def test_a_short_soak_loses_nothing_and_memory_stays_flat(tmp_path: Path) -> Non
     assert len(windows) >= 4
     # Every series exists after the first 10,000 events; from then on memory is the
     # per-series state and nothing more: no growth beyond noise (allocator, buffers).
-    assert result["rss_growth_mb_after_first_quarter"] < 64
+    assert result["rss_floor_growth_mb"] < 64
