@@ -29,6 +29,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -77,20 +78,49 @@ class ForecastBatch:
         return len(self.series)
 
 
+# orjson writes datetime64 from year 1 up to 9999-12-30T22:00 only. Times past that (an
+# event late in year 9999, or forecast steps beyond it) take the slow path: text through
+# datetime, and null for a time outside the years 1 to 9999, which no text can hold.
+_FAST_MS = (-62_135_596_800_000, 253_402_207_200_000)
+_TEXT_MS = (-62_135_596_800_000, 253_402_300_799_999)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def as_datetimes(seconds: F64Array | np.float64) -> np.ndarray:
     """Epoch seconds as ``datetime64[ms]`` (what the forecast messages carry)."""
     return np.rint(np.asarray(seconds) * 1000.0).astype(np.int64).astype("datetime64[ms]")
 
 
+def _fast(seconds: F64Array | np.float64) -> bool:
+    """Whether orjson can write all these times (NaN cannot)."""
+    ms = np.asarray(seconds) * 1000.0
+    return bool(np.all((ms >= _FAST_MS[0]) & (ms <= _FAST_MS[1])))
+
+
+def _iso(seconds: float) -> str | None:
+    if not np.isfinite(seconds):
+        return None
+    ms = int(np.rint(seconds * 1000.0))
+    if not _TEXT_MS[0] <= ms <= _TEXT_MS[1]:
+        return None
+    return (_EPOCH + timedelta(milliseconds=ms)).replace(tzinfo=None).isoformat() + "Z"
+
+
 def iso_times(seconds: F64Array | np.float64) -> Any:
     """Epoch seconds as the RFC 3339 UTC text of the forecast messages (nested lists).
+
+    A time outside the years 1 to 9999 is ``None``.
 
     >>> iso_times(np.array([1714564800.0, 1714564800.25]))
     ['2024-05-01T12:00:00Z', '2024-05-01T12:00:00.250000Z']
     >>> iso_times(np.float64(1714564800.0))
     '2024-05-01T12:00:00Z'
+    >>> iso_times(np.array([253402300799.0, 253402300800.0]))  # the last second, then none
+    ['9999-12-31T23:59:59Z', None]
     """
-    return orjson.loads(orjson.dumps(as_datetimes(seconds), option=_NUMPY_JSON))
+    if _fast(seconds):
+        return orjson.loads(orjson.dumps(as_datetimes(seconds), option=_NUMPY_JSON))
+    return np.vectorize(_iso, otypes=[object])(np.asarray(seconds, dtype=np.float64)).tolist()
 
 
 def encode_forecasts(batch: ForecastBatch, issued_at: str) -> list[tuple[bytes, bytes]]:
@@ -99,7 +129,10 @@ def encode_forecasts(batch: ForecastBatch, issued_at: str) -> list[tuple[bytes, 
     orjson writes the NumPy rows and times in C (times as RFC 3339, UTC, with
     microseconds only where they are not zero), with no Python object per number.
     """
-    ts, steps = as_datetimes(batch.ts), as_datetimes(batch.step_ts)
+    if _fast(batch.ts) and _fast(batch.step_ts):
+        ts, steps = as_datetimes(batch.ts), as_datetimes(batch.step_ts)
+    else:  # times orjson cannot write, which a fuzzed stream found
+        ts, steps = iso_times(batch.ts), iso_times(batch.step_ts)
     yhat, lower, upper = (np.ascontiguousarray(a) for a in (batch.yhat, batch.lower, batch.upper))
     version = batch.model_version.tolist()
     dumps = orjson.dumps
