@@ -33,9 +33,10 @@ from pipelines.kafka_io import (
     make_producer,
 )
 from pipelines.loop import LoopSettings, LoopStats, Runner
+from pipelines.metrics_server import MetricsServer
 from pipelines.settings import Settings
 from pipelines.sinks import CsvSink, FanOut, ForecastSink, JsonlSink
-from pipelines.telemetry import MetricsServer, Telemetry
+from pipelines.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from forecaster import OnlineForecaster
 from pipelines.checkpoint import CheckpointStore
 from pipelines.loop import LoopSettings, Runner
+from pipelines.metrics_server import MetricsServer
 from pipelines.service import build_service
 from pipelines.settings import MetricsSettings, load_settings
 from pipelines.sinks import ListDeadLetters, ListSink
 from pipelines.sources import MemorySource
-from pipelines.telemetry import MetricsServer, Telemetry
+from pipelines.telemetry import Telemetry
 from tests.pipelines.broker import Broker
 from tests.pipelines.streams import MODEL, write_settings
 

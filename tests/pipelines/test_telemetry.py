@@ -17,11 +17,12 @@ from forecaster import OnlineForecaster
 from forecaster.retrain import RetrainJob, RetrainResult
 from pipelines.checkpoint import CheckpointStore
 from pipelines.loop import LoopSettings, Runner
+from pipelines.metrics_server import MetricsServer
 from pipelines.records import REASONS, Message, Record
 from pipelines.settings import MetricsSettings, load_settings
 from pipelines.sinks import ListDeadLetters, ListSink
 from pipelines.sources import TP, MemorySource
-from pipelines.telemetry import ERROR_BUCKETS, MetricsServer, Telemetry
+from pipelines.telemetry import ERROR_BUCKETS, Telemetry
 from tests.pipelines.streams import MODEL, sensor_events, write_settings
 
 TOPIC = "events"
