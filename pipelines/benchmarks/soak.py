@@ -28,6 +28,7 @@ from kafka import KafkaProducer
 
 from pipelines.kafka_io import client_options
 from pipelines.localkafka import LOCAL_API_VERSION, local_broker
+from pipelines.loop import Runner
 from pipelines.settings import KafkaSettings, load_settings
 from pipelines.sinks import ForecastBatch
 
@@ -174,7 +175,7 @@ def floor_growth(rss_mb: list[float]) -> float:
     return min(rss_mb[-q:]) - min(rss_mb[q : 2 * q])
 
 
-def stalled(runner: Any, feeder: Feeder, seconds: float, broker_dir: Path) -> str:
+def stalled(runner: Runner, feeder: Feeder, seconds: float, broker_dir: Path) -> str:
     """Why a soak made no progress: each part's state, and the local broker's last words."""
     tasks = {f"{t}[{p}]": (task.next_offset, len(task.backlog), task.model.retrain_running)
              for (t, p), task in sorted(runner.tasks.items())}  # fmt: skip

@@ -80,5 +80,6 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "fed 3000 events of 5 series" in out.stdout
     assert "stopped: 3000 events, 3000 forecasts, rejected: none" in out.stdout
     assert "+12:" in out.stdout and "_failure" in out.stdout  # live forecasts were printed
+    assert "metrics: http://127.0.0.1:" in out.stdout  # where to see them (issue 5.5)
     lines = (ROOT / ".cache" / "demo" / "forecasts.jsonl").read_bytes().splitlines()
     assert len(lines) == 3000
