@@ -11,10 +11,10 @@ from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array, GRUSpec, gru_readout, gru_step, step_workspace
 from forecaster.core.events import lags_and_levels
 from forecaster.retrain import (
-    BLEND_GRID,
     RetrainJob,
     RetrainResult,
     anchors,
+    blend_combos,
     n_anchors,
     rebuild_states,
     recent_inputs,
@@ -80,7 +80,7 @@ class OnlineForecaster(StreamModel):
         # until a retrain fits it on held-out recent windows.
         self.blend = np.zeros((cfg.horizon, n_anchors(cfg)))
         self.blend[:, 0] = 1.0
-        self.blend_losses = np.zeros((cfg.horizon, BLEND_GRID.size, n_anchors(cfg)))
+        self.blend_losses = np.zeros((cfg.horizon, blend_combos(n_anchors(cfg)).shape[0]))
         self.retrain_enabled = True  # False: keep learning states, never retrain
         self.retrains_started = 0
         self.retrains_accepted = 0

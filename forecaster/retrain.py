@@ -16,6 +16,7 @@ import numpy as np
 
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array, GRUSpec, Loss, Trainer, forward, gru_step, step_workspace
+from forecaster.core.blend import mix_losses
 from forecaster.core.params import I64Array
 from forecaster.core.windows import gather_windows
 from forecaster.series import SeriesTable
@@ -100,37 +101,47 @@ def n_anchors(cfg: ForecasterConfig) -> int:
 
 
 BLEND_GRID = np.linspace(0.0, 1.0, 21)
+PAIR_GRID = np.linspace(0.1, 1.0, 10)  # coarser: pairs are many more than single picks
 BLEND_MEMORY = 0.7  # weight of earlier retrains' evidence in the blend's choice
 
 
+def blend_combos(m: int) -> F64Array:
+    """The mixes a blend chooses from, one weight row per mix: ``(C, M)``.
+
+    Each candidate alone at every factor of :data:`BLEND_GRID`, then the GRU with each
+    other candidate, both at factors of :data:`PAIR_GRID`: a mix of the GRU and, say, a
+    mean reversion often beats either (the two err in different ways).
+    """
+    single = (BLEND_GRID[:, None, None] * np.eye(m)[None, :, :]).reshape(-1, m)
+    pairs = np.zeros((PAIR_GRID.size, m - 1, PAIR_GRID.size, m))
+    pairs[..., 0] = PAIR_GRID[:, None, None]
+    for j in range(1, m):
+        pairs[:, j - 1, :, j] = PAIR_GRID[None, :]
+    return np.concatenate([single, pairs.reshape(-1, m)])
+
+
 def blend_losses(cand: F64Array, target: F64Array, weight: F64Array, kind: Loss) -> F64Array:
-    """Mean loss of every (step, factor, candidate): ``(K, G, M)``.
+    """Mean loss of every (step, mix): ``(K, C)``, mixes as in :func:`blend_combos`.
 
     ``cand`` is ``(B, T, K, M)`` (see :func:`anchors`), ``target`` and ``weight``
-    ``(B, T, K)``; factors are :data:`BLEND_GRID`; the loss is the training loss.
+    ``(B, T, K)``; the loss is the training loss.
     """
     k, m = cand.shape[2], cand.shape[3]
-    c, y, w = cand.reshape(-1, k, m), target.reshape(-1, k), weight.reshape(-1, k)
-    out = np.zeros((k, BLEND_GRID.size, m))
-    for j in range(k):
-        err = BLEND_GRID[:, None, None] * c[None, :, j, :] - y[None, :, j, None]  # (G, N, M)
-        loss = err**2 if kind == Loss.MSE else np.abs(err)
-        out[j] = np.einsum("gnm,n->gm", loss, w[:, j]) / max(float(w[:, j].sum()), 1e-300)
+    out = np.empty((k, blend_combos(m).shape[0]))
+    mix_losses(
+        np.ascontiguousarray(cand.reshape(-1, k, m)), np.ascontiguousarray(target.reshape(-1, k)),
+        np.ascontiguousarray(weight.reshape(-1, k)), BLEND_GRID, PAIR_GRID, kind == Loss.MSE, out,
+    )  # fmt: skip
     return out
 
 
-def pick_blend(losses: F64Array) -> F64Array:
-    """Per step, the one candidate and factor of least loss: ``(K, M)`` weights.
+def pick_blend(losses: F64Array, m: int) -> F64Array:
+    """Per step, the mix of least loss among ``m`` candidates: ``(K, M)`` weights.
 
-    Each row has one non-zero entry at most: all zero means "no change from the last
-    value" serves that step best.
+    An all-zero row means "no change from the last value" serves that step best.
     """
-    k, _, m = losses.shape
-    blend = np.zeros((k, m))
-    for j in range(k):
-        g, best = np.unravel_index(int(np.argmin(losses[j])), losses[j].shape)
-        blend[j, best] = BLEND_GRID[g]
-    return blend
+    picked: F64Array = blend_combos(m)[np.argmin(losses, axis=1)]
+    return picked
 
 
 def rebuild_states(
@@ -174,7 +185,7 @@ class RetrainResult:
     params: F64Array
     opt_state: F64Array
     blend: F64Array  # (K, M): how each step's forecast mixes the candidates
-    blend_losses: F64Array  # (K, G, M): running record the blend was picked from
+    blend_losses: F64Array  # (K, C): running record the blend was picked from
     accepted: bool
     train_loss: float
     val_loss_before: float
@@ -214,7 +225,11 @@ class RetrainJob:
         self.ready = val is not None and train is not None
         self.cfg, self.spec = cfg, spec
         self.params, self.opt_state, self.blend = params.copy(), opt_state.copy(), blend.copy()
-        self.record = blend_record.copy()
+        combos = blend_combos(blend.shape[1]).shape[0]
+        # A record from before pairs were blended (an older snapshot) has another shape:
+        # the blend it chose stays, the evidence starts afresh.
+        fits = blend_record.shape == (cfg.horizon, combos)
+        self.record = blend_record.copy() if fits else np.zeros((cfg.horizon, combos))
         if val is not None and train is not None:
             self.val, self.train = val, train
         self.rows = table.active_rows()
@@ -282,14 +297,14 @@ class RetrainJob:
             cand = self._candidates(trainer, new)
             losses = blend_losses(cand, self.val.y, self.val.w, trainer.loss)
             # Judged on these windows alone; a tie gains nothing, so the old weights stay.
-            after = self._val_loss(cand, pick_blend(losses), trainer.loss)
+            after = self._val_loss(cand, pick_blend(losses, self.blend.shape[1]), trainer.loss)
             ok = bool(np.isfinite(after) and after < before)
             # Deployed: the choice over this and earlier retrains' evidence, less noisy
             # than one retrain's few recent windows.
             record = np.where(np.isfinite(losses), losses, np.inf)
             if self.record.any():
                 record = BLEND_MEMORY * self.record + (1.0 - BLEND_MEMORY) * record
-            blend = pick_blend(record)
+            blend = pick_blend(record, self.blend.shape[1])
         zeros = np.zeros((self.rows.size, spec.state_size))
         states = rebuild_states(new, spec, self.recent, self.lengths, zeros) if ok else zeros
         return RetrainResult(

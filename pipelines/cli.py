@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -52,8 +53,12 @@ def bench() -> None:
     help="TOML file whose [model] table configures the GRU.",
 )  # fmt: skip
 @click.option("--seeds", default="0,1,2", show_default=True, help="Seeds; the median is scored.")
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="CPU count",
+    help="Processes running the GRU's (stream, seed) pairs; figures do not depend on it.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
-def bench_accuracy(config_path: Path, seeds: str, as_json: bool) -> None:
+def bench_accuracy(config_path: Path, seeds: str, jobs: int, as_json: bool) -> None:
     """Prequential MAE at +1 and +12 on the public recordings, beside three baselines."""
     from pipelines.benchmarks import accuracy
     from pipelines.modelconfig import load_model_config
@@ -65,7 +70,9 @@ def bench_accuracy(config_path: Path, seeds: str, as_json: bool) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     console = Console(stderr=True)
-    result = accuracy.run(cfg, seed_list, progress=lambda name: console.log(f"scoring {name}"))
+    result = accuracy.run(
+        cfg, seed_list, progress=lambda name: console.log(f"scoring {name}"), jobs=jobs
+    )
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -288,14 +295,19 @@ def feed_cmd(files: tuple[Path, ...], config_path: Path, rate: float, limit: int
 @click.option("--series", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--events-per-series", default=100, show_default=True, type=click.IntRange(min=1))
 @click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=Path(__file__).resolve().parents[1] / "config" / "fleet.toml", show_default=True,
+    help="The service's TOML settings (the model; the broker comes from the options).",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
 def bench_kafka(bootstrap: str | None, api_version: str, series: int, events_per_series: int,
-                rounds: int, as_json: bool) -> None:  # fmt: skip
+                rounds: int, config_path: Path, as_json: bool) -> None:  # fmt: skip
     """The full service's events/s beside a bare consumer's, on the same broker and topic."""
     from pipelines.benchmarks import kafka
 
     try:
-        result = kafka.run(bootstrap, api_version, series, events_per_series, rounds)
+        result = kafka.run(bootstrap, api_version, series, events_per_series, rounds, config_path)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

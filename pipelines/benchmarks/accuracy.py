@@ -8,7 +8,8 @@ on the warm-up only). All are scored after a 10% warm-up at steps +1 and +12.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -27,8 +28,29 @@ def recordings() -> list[Recording]:
     return [*(nab(n) for n in NAB_STREAMS), etth1(), etth1(with_loads=True)]
 
 
-def run_stream(rec: Recording, cfg: ForecasterConfig, seeds: tuple[int, ...]) -> dict[str, Any]:
-    """Scores of the GRU (median over seeds) and of each baseline on one recording."""
+def gru_scores(rec: Recording, cfg: ForecasterConfig, seed: int) -> Scores:
+    """Prequential scores of the GRU with ``cfg`` and ``seed`` on one recording."""
+    model = OnlineForecaster(replace(cfg, covariates=rec.covariate_names, seed=seed))
+    ids = ["s"] * rec.values.size
+    return evaluate(model, ids, rec.ts, rec.values, rec.covariates, warmup=WARMUP)
+
+
+def _scores_of(job: tuple[int, ForecasterConfig, int]) -> Scores:
+    """:func:`gru_scores` of recording ``job[0]``, loaded in this (worker) process."""
+    index, cfg, seed = job
+    return gru_scores(recordings()[index], cfg, seed)
+
+
+def run_stream(
+    rec: Recording,
+    cfg: ForecasterConfig,
+    seeds: tuple[int, ...],
+    runs: Sequence[Scores] | None = None,
+) -> dict[str, Any]:
+    """Scores of the GRU (median over seeds) and of each baseline on one recording.
+
+    ``runs`` are the GRU's scores for ``seeds`` when already computed elsewhere.
+    """
     n = rec.values.size
     ids = ["s"] * n
     horizon = cfg.horizon
@@ -47,18 +69,8 @@ def run_stream(rec: Recording, cfg: ForecasterConfig, seeds: tuple[int, ...]) ->
             warmup=WARMUP,
         ),
     }
-    gru_cfg = replace(cfg, covariates=rec.covariate_names)
-    runs = [
-        evaluate(
-            OnlineForecaster(replace(gru_cfg, seed=s)),
-            ids,
-            rec.ts,
-            rec.values,
-            rec.covariates,
-            warmup=WARMUP,
-        )
-        for s in seeds
-    ]
+    if runs is None:
+        runs = [gru_scores(rec, cfg, s) for s in seeds]
     row: dict[str, Any] = {"stream": rec.name, "events": n, "season": season}
     for step in STEPS:
         row[f"gru+{step}"] = statistics.median(float(r.mae[step - 1]) for r in runs)
@@ -93,11 +105,23 @@ def run(
     cfg: ForecasterConfig,
     seeds: tuple[int, ...] = (0, 1, 2),
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Every stream, then the verdict."""
+    """Every stream, then the verdict; ``jobs`` processes run the GRU's (stream, seed) pairs.
+
+    Each run is deterministic, so the figures do not depend on ``jobs``.
+    """
+    recs = recordings()
+    pairs = [(i, cfg, s) for i in range(len(recs)) for s in seeds]
+    if jobs > 1:
+        if progress:
+            progress(f"{len(pairs)} runs of the GRU in {jobs} processes")
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            done = list(pool.map(_scores_of, pairs))
+        by_stream = [done[i * len(seeds) : (i + 1) * len(seeds)] for i in range(len(recs))]
     rows = []
-    for rec in recordings():
+    for i, rec in enumerate(recs):
         if progress:
             progress(rec.name)
-        rows.append(run_stream(rec, cfg, seeds))
+        rows.append(run_stream(rec, cfg, seeds, by_stream[i] if jobs > 1 else None))
     return {"config": cfg.to_dict(), "seeds": list(seeds), "rows": rows, "verdict": verdict(rows)}

@@ -91,13 +91,38 @@ def test_blend_picks_per_step_the_best_candidate_and_factor() -> None:
     from forecaster.retrain import blend_losses, pick_blend
 
     rng = np.random.default_rng(0)
-    cand = rng.normal(size=(4, 10, 3, 2))
+    cand = rng.normal(size=(4, 10, 4, 2))
     target = np.stack(
-        [cand[..., 0, 0], 0.5 * cand[..., 1, 1], rng.normal(size=(4, 10)) * 1e-3], axis=-1
+        [
+            cand[..., 0, 0],
+            0.5 * cand[..., 1, 1],
+            rng.normal(size=(4, 10)) * 1e-3,
+            0.6 * cand[..., 3, 0] + 0.3 * cand[..., 3, 1],
+        ],
+        axis=-1,
     )
-    got = pick_blend(blend_losses(cand, target, np.ones_like(target), Loss.MAE))
-    # step 1 is candidate 0 as it is; step 2 half of candidate 1; step 3 is "no change"
-    np.testing.assert_allclose(got, [[1.0, 0.0], [0.0, 0.5], [0.0, 0.0]])
+    got = pick_blend(blend_losses(cand, target, np.ones_like(target), Loss.MAE), 2)
+    # step 1 is candidate 0 as it is; step 2 half of candidate 1; step 3 is "no change";
+    # step 4 mixes the GRU (candidate 0) with candidate 1
+    np.testing.assert_allclose(got, [[1.0, 0.0], [0.0, 0.5], [0.0, 0.0], [0.6, 0.3]])
+
+
+def test_blend_losses_skip_unweighted_targets_and_match_a_direct_sum() -> None:
+    from forecaster.core import Loss
+    from forecaster.retrain import blend_combos, blend_losses
+
+    rng = np.random.default_rng(1)
+    cand = rng.normal(size=(3, 5, 2, 3))
+    target = rng.normal(size=(3, 5, 2))
+    weight = rng.uniform(size=(3, 5, 2)) * (rng.uniform(size=(3, 5, 2)) > 0.3)
+    target[weight == 0] = np.nan  # never read: a weightless target may be anything
+    got = blend_losses(cand, target, weight, Loss.MSE)
+    combos = blend_combos(3)
+    for j in range(2):
+        keep = weight[..., j] > 0
+        err = cand[..., j, :][keep] @ combos.T - target[..., j][keep][:, None]
+        want = weight[..., j][keep] @ err**2 / weight[..., j][keep].sum()
+        np.testing.assert_allclose(got[j], want, rtol=1e-12)
 
 
 def test_validation_windows_are_the_recent_past() -> None:
@@ -115,3 +140,14 @@ def test_validation_windows_are_the_recent_past() -> None:
     # training windows start before 48 - 12 - 12 = 24, validation windows from there on.
     assert set(train.start.tolist()) == set(range(24))
     assert set(val.start.tolist()) == set(range(24, 37))
+
+
+def test_a_blend_record_of_an_older_shape_restarts_and_retraining_goes_on() -> None:
+    # Snapshots written before pairs were blended hold a (K, G, M) record.
+    model = OnlineForecaster(ForecasterConfig(**{**SMALL, "background": False}))
+    new_shape = model.blend_losses.shape
+    model.blend_losses = np.ones((SMALL["horizon"], 21, model.blend.shape[1]))
+    ids, ts, y = sine(300)
+    model.learn(ids, ts, y)
+    assert model.retrains_started >= 2 and model.retrains_failed == 0
+    assert model.blend_losses.shape == new_shape
