@@ -103,6 +103,9 @@ def n_anchors(cfg: ForecasterConfig) -> int:
 BLEND_GRID = np.linspace(0.0, 1.0, 21)
 PAIR_GRID = np.linspace(0.1, 1.0, 10)  # coarser: pairs are many more than single picks
 BLEND_MEMORY = 0.7  # weight of earlier retrains' evidence in the blend's choice
+# Validation windows are few and recent: a mix that wins there by a hair often loses
+# afterwards, so a near tie goes to the mix closer to "no change" (README: accuracy).
+BLEND_TOLERANCE = 0.003
 
 
 def blend_combos(m: int) -> F64Array:
@@ -136,11 +139,19 @@ def blend_losses(cand: F64Array, target: F64Array, weight: F64Array, kind: Loss)
 
 
 def pick_blend(losses: F64Array, m: int) -> F64Array:
-    """Per step, the mix of least loss among ``m`` candidates: ``(K, M)`` weights.
+    """Per step, the lightest mix whose loss is near the least: ``(K, M)`` weights.
 
-    An all-zero row means "no change from the last value" serves that step best.
+    Near means within :data:`BLEND_TOLERANCE` of the least loss, lightest the smallest
+    sum of weights (ties: the lower loss). An all-zero row means "no change from the
+    last value" serves that step best. NaN losses count as infinite.
     """
-    picked: F64Array = blend_combos(m)[np.argmin(losses, axis=1)]
+    combos = blend_combos(m)
+    heft = np.abs(combos).sum(axis=1)
+    picked = np.empty((losses.shape[0], m))
+    for j, row in enumerate(np.where(np.isnan(losses), np.inf, losses)):
+        near = np.flatnonzero(row <= row.min() * (1.0 + BLEND_TOLERANCE))
+        lightest = near[heft[near] == heft[near].min()]
+        picked[j] = combos[lightest[np.argmin(row[lightest])]]
     return picked
 
 

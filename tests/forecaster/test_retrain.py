@@ -151,3 +151,18 @@ def test_a_blend_record_of_an_older_shape_restarts_and_retraining_goes_on() -> N
     model.learn(ids, ts, y)
     assert model.retrains_started >= 2 and model.retrains_failed == 0
     assert model.blend_losses.shape == new_shape
+
+
+def test_a_near_tie_goes_to_the_lighter_mix_and_nan_losses_never_win() -> None:
+    from forecaster.retrain import BLEND_TOLERANCE, blend_combos, pick_blend
+
+    combos = blend_combos(2)
+    losses = np.full((3, combos.shape[0]), 2.0)
+    heavy = int(np.flatnonzero(np.isclose(combos, [0.8, 0.5]).all(axis=1))[0])
+    light = int(np.flatnonzero(np.isclose(combos, [0.3, 0.0]).all(axis=1))[0])
+    losses[0, heavy], losses[0, light] = 1.0, 1.0 + BLEND_TOLERANCE / 2  # a near tie
+    losses[1, heavy], losses[1, light] = 1.0, 1.0 + 2 * BLEND_TOLERANCE  # a clear win
+    losses[2] = np.nan
+    losses[2, light] = 3.0
+    got = pick_blend(losses, 2)
+    np.testing.assert_allclose(got, [[0.3, 0.0], [0.8, 0.5], [0.3, 0.0]])
