@@ -11,6 +11,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,9 +24,14 @@ WARMUP = 0.1
 STEPS = (1, 12)
 
 
+def loaders() -> list[Callable[[], Recording]]:
+    """How to load each of :func:`recordings`, in order (a worker loads only its own)."""
+    return [*(partial(nab, n) for n in NAB_STREAMS), etth1, partial(etth1, with_loads=True)]
+
+
 def recordings() -> list[Recording]:
     """The six scored streams, then ETTh1 with its load covariates (reported, no bar)."""
-    return [*(nab(n) for n in NAB_STREAMS), etth1(), etth1(with_loads=True)]
+    return [load() for load in loaders()]
 
 
 def gru_scores(rec: Recording, cfg: ForecasterConfig, seed: int) -> Scores:
@@ -38,7 +44,7 @@ def gru_scores(rec: Recording, cfg: ForecasterConfig, seed: int) -> Scores:
 def _scores_of(job: tuple[int, ForecasterConfig, int]) -> Scores:
     """:func:`gru_scores` of recording ``job[0]``, loaded in this (worker) process."""
     index, cfg, seed = job
-    return gru_scores(recordings()[index], cfg, seed)
+    return gru_scores(loaders()[index](), cfg, seed)
 
 
 def run_stream(
@@ -112,16 +118,17 @@ def run(
     Each run is deterministic, so the figures do not depend on ``jobs``.
     """
     recs = recordings()
-    pairs = [(i, cfg, s) for i in range(len(recs)) for s in seeds]
+    runs: list[Sequence[Scores] | None] = [None] * len(recs)  # None: run_stream runs them
     if jobs > 1:
+        pairs = [(i, cfg, s) for i in range(len(recs)) for s in seeds]
         if progress:
             progress(f"{len(pairs)} runs of the GRU in {jobs} processes")
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             done = list(pool.map(_scores_of, pairs))
-        by_stream = [done[i * len(seeds) : (i + 1) * len(seeds)] for i in range(len(recs))]
+        runs = [done[i * len(seeds) : (i + 1) * len(seeds)] for i in range(len(recs))]
     rows = []
-    for i, rec in enumerate(recs):
+    for rec, rec_runs in zip(recs, runs, strict=True):
         if progress:
             progress(rec.name)
-        rows.append(run_stream(rec, cfg, seeds, by_stream[i] if jobs > 1 else None))
+        rows.append(run_stream(rec, cfg, seeds, rec_runs))
     return {"config": cfg.to_dict(), "seeds": list(seeds), "rows": rows, "verdict": verdict(rows)}
