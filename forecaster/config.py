@@ -36,6 +36,15 @@ class ForecasterConfig:
         exponentially weighted level, ``(y[t] - level[t]) / scale``: mean reversion.
     Targets
         ``(y[t+k] - y[t]) / scale[t]`` for k = 1..K: the change from the last value.
+    Blend
+        Per step ahead, the forecast change is the GRU's, or a candidate's, or the GRU
+        mixed with one candidate, each at a factor (0: no change). Candidates: each
+        running level (``level - y``), each season's seasonal-naive change, and with
+        ``reversal`` the last change undone (``y[t-1] - y[t]``, scaled and clipped as
+        the input): a share of it averages the newest values, which serves white noise
+        on a slow signal. The mix is picked from a running record of validation losses;
+        mixes within ``blend_tolerance`` (relative) of the least loss count as a tie,
+        won by the lightest mix (the closest to no change).
     Scaling
         ``scale_halflife``: events over which the running scale of a series' changes
         halves its memory. Changes beyond ``clip_sigma`` scales are clipped in the inputs
@@ -80,6 +89,8 @@ class ForecasterConfig:
     covariates: tuple[str, ...] = ()
     seasons: tuple[float, ...] = ()
     levels: tuple[float, ...] = ()
+    reversal: bool = False
+    blend_tolerance: float = 0.003
     scale_halflife: float = 500.0
     clip_sigma: float = 8.0
     history: int = 256
@@ -152,6 +163,11 @@ class ForecasterConfig:
         if len(set(self.covariates)) != len(self.covariates):
             msg = f"covariates must be distinct, got {self.covariates!r}"
             raise ValueError(msg)
+        _check_float("blend_tolerance", self.blend_tolerance, lower=0.0, strict=False)
+        for name in ("reset_after", "use_dt", "reversal", "background"):
+            if not isinstance(getattr(self, name), bool):
+                msg = f"{name} must be true or false, got {getattr(self, name)!r}"
+                raise ValueError(msg)
         Loss.parse(self.loss)
         self.make_optimizer()
 

@@ -81,7 +81,8 @@ def anchors(out: F64Array, x: F64Array, cfg: ForecasterConfig) -> F64Array:
 
     ``out (..., K)`` is the head's output and ``x (..., D)`` the inputs of the same
     event. Candidates: the GRU, then each running level (``level - y``, mean
-    reversion), then each season's seasonal-naive change for each step.
+    reversion), then each season's seasonal-naive change for each step, then with
+    ``cfg.reversal`` the last change undone (input 0, the scaled change, negated).
     """
     k = cfg.horizon
     cols = [out]
@@ -92,20 +93,19 @@ def anchors(out: F64Array, x: F64Array, cfg: ForecasterConfig) -> F64Array:
         cols.append(np.repeat(level[..., None], k, axis=-1))
     for i in range(len(cfg.seasons)):
         cols.append(x[..., first + i * k : first + (i + 1) * k])
+    if cfg.reversal:
+        cols.append(np.repeat(-x[..., 0, None], k, axis=-1))
     return np.stack(cols, axis=-1)
 
 
 def n_anchors(cfg: ForecasterConfig) -> int:
     """How many candidates :func:`anchors` gives."""
-    return 1 + len(cfg.levels) + len(cfg.seasons)
+    return 1 + len(cfg.levels) + len(cfg.seasons) + int(cfg.reversal)
 
 
 BLEND_GRID = np.linspace(0.0, 1.0, 21)
 PAIR_GRID = np.linspace(0.1, 1.0, 10)  # coarser: pairs are many more than single picks
 BLEND_MEMORY = 0.7  # weight of earlier retrains' evidence in the blend's choice
-# Validation windows are few and recent: a mix that wins there by a hair often loses
-# afterwards, so a near tie goes to the mix closer to "no change" (README: accuracy).
-BLEND_TOLERANCE = 0.003
 
 
 def blend_combos(m: int) -> F64Array:
@@ -138,18 +138,20 @@ def blend_losses(cand: F64Array, target: F64Array, weight: F64Array, kind: Loss)
     return out
 
 
-def pick_blend(losses: F64Array, m: int) -> F64Array:
+def pick_blend(losses: F64Array, m: int, tolerance: float) -> F64Array:
     """Per step, the lightest mix whose loss is near the least: ``(K, M)`` weights.
 
-    Near means within :data:`BLEND_TOLERANCE` of the least loss, lightest the smallest
-    sum of weights (ties: the lower loss). An all-zero row means "no change from the
-    last value" serves that step best. NaN losses count as infinite.
+    Near means within ``tolerance`` (relative) of the least loss, lightest the smallest
+    sum of weights (ties: the lower loss). Validation windows are few and recent: a mix
+    that wins there by a hair often loses afterwards, so a near tie goes to the mix
+    closer to "no change" (an all-zero row: the last value). NaN losses count as
+    infinite.
     """
     combos = blend_combos(m)
     heft = np.abs(combos).sum(axis=1)
     picked = np.empty((losses.shape[0], m))
     for j, row in enumerate(np.where(np.isnan(losses), np.inf, losses)):
-        near = np.flatnonzero(row <= row.min() * (1.0 + BLEND_TOLERANCE))
+        near = np.flatnonzero(row <= row.min() * (1.0 + tolerance))
         lightest = near[heft[near] == heft[near].min()]
         picked[j] = combos[lightest[np.argmin(row[lightest])]]
     return picked
@@ -308,14 +310,15 @@ class RetrainJob:
             cand = self._candidates(trainer, new)
             losses = blend_losses(cand, self.val.y, self.val.w, trainer.loss)
             # Judged on these windows alone; a tie gains nothing, so the old weights stay.
-            after = self._val_loss(cand, pick_blend(losses, self.blend.shape[1]), trainer.loss)
+            m, tol = self.blend.shape[1], cfg.blend_tolerance
+            after = self._val_loss(cand, pick_blend(losses, m, tol), trainer.loss)
             ok = bool(np.isfinite(after) and after < before)
             # Deployed: the choice over this and earlier retrains' evidence, less noisy
             # than one retrain's few recent windows.
             record = np.where(np.isfinite(losses), losses, np.inf)
             if self.record.any():
                 record = BLEND_MEMORY * self.record + (1.0 - BLEND_MEMORY) * record
-            blend = pick_blend(record, self.blend.shape[1])
+            blend = pick_blend(record, m, tol)
         zeros = np.zeros((self.rows.size, spec.state_size))
         states = rebuild_states(new, spec, self.recent, self.lengths, zeros) if ok else zeros
         return RetrainResult(

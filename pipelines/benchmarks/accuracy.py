@@ -79,12 +79,14 @@ def run_stream(
         runs = [gru_scores(rec, cfg, s) for s in seeds]
     row: dict[str, Any] = {"stream": rec.name, "events": n, "season": season}
     for step in STEPS:
-        row[f"gru+{step}"] = statistics.median(float(r.mae[step - 1]) for r in runs)
+        per_seed = [float(r.mae[step - 1]) for r in runs]
+        row[f"gru+{step}"] = statistics.median(per_seed)
         for name, s in scores.items():
             row[f"{name}+{step}"] = float(s.mae[step - 1])
         best = min(float(s.mae[step - 1]) for s in scores.values())
         row[f"best+{step}"] = best
         row[f"ratio+{step}"] = row[f"gru+{step}"] / best
+        row[f"ratio+{step} per seed"] = [v / best for v in per_seed]
     row["coverage"] = statistics.median(float(np.mean(r.coverage)) for r in runs)
     row["coverage_min"] = statistics.median(float(np.min(r.coverage)) for r in runs)
     row["coverage_max"] = statistics.median(float(np.max(r.coverage)) for r in runs)

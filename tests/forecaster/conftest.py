@@ -32,6 +32,9 @@ MODELS: dict[str, Callable[[], StreamModel]] = {
         use_dt=False,
         first_retrain=50,
     ),
+    "gru-levels-reversal-tolerance": gru(
+        levels=(4.0, 32.0), reversal=True, blend_tolerance=0.01, first_retrain=40
+    ),
     "last-value": lambda: LastValue(horizon=3),
     "seasonal-naive": lambda: SeasonalNaive(4, horizon=3),
     "ewma": lambda: EWMA(0.3, horizon=3),

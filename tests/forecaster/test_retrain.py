@@ -101,7 +101,7 @@ def test_blend_picks_per_step_the_best_candidate_and_factor() -> None:
         ],
         axis=-1,
     )
-    got = pick_blend(blend_losses(cand, target, np.ones_like(target), Loss.MAE), 2)
+    got = pick_blend(blend_losses(cand, target, np.ones_like(target), Loss.MAE), 2, 0.0)
     # step 1 is candidate 0 as it is; step 2 half of candidate 1; step 3 is "no change";
     # step 4 mixes the GRU (candidate 0) with candidate 1
     np.testing.assert_allclose(got, [[1.0, 0.0], [0.0, 0.5], [0.0, 0.0], [0.6, 0.3]])
@@ -154,15 +154,33 @@ def test_a_blend_record_of_an_older_shape_restarts_and_retraining_goes_on() -> N
 
 
 def test_a_near_tie_goes_to_the_lighter_mix_and_nan_losses_never_win() -> None:
-    from forecaster.retrain import BLEND_TOLERANCE, blend_combos, pick_blend
+    from forecaster.retrain import blend_combos, pick_blend
+
+    tol = 0.01
 
     combos = blend_combos(2)
     losses = np.full((3, combos.shape[0]), 2.0)
     heavy = int(np.flatnonzero(np.isclose(combos, [0.8, 0.5]).all(axis=1))[0])
     light = int(np.flatnonzero(np.isclose(combos, [0.3, 0.0]).all(axis=1))[0])
-    losses[0, heavy], losses[0, light] = 1.0, 1.0 + BLEND_TOLERANCE / 2  # a near tie
-    losses[1, heavy], losses[1, light] = 1.0, 1.0 + 2 * BLEND_TOLERANCE  # a clear win
+    losses[0, heavy], losses[0, light] = 1.0, 1.0 + tol / 2  # a near tie
+    losses[1, heavy], losses[1, light] = 1.0, 1.0 + 2 * tol  # a clear win
     losses[2] = np.nan
     losses[2, light] = 3.0
-    got = pick_blend(losses, 2)
+    got = pick_blend(losses, 2, tol)
     np.testing.assert_allclose(got, [[0.3, 0.0], [0.8, 0.5], [0.3, 0.0]])
+
+
+def test_the_reversal_candidate_is_the_last_change_undone() -> None:
+    from dataclasses import replace
+
+    from forecaster.retrain import anchors, n_anchors
+
+    cfg = ForecasterConfig(**{**SMALL, "levels": (4.0,), "reversal": True})  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, cfg.input_size))  # input 0: the scaled, clipped last change
+    out = rng.normal(size=(5, cfg.horizon))
+    got = anchors(out, x, cfg)
+    assert n_anchors(cfg) == 3 and got.shape == (5, cfg.horizon, 3)
+    np.testing.assert_array_equal(got[..., -1], np.repeat(-x[:, :1], cfg.horizon, axis=1))
+    # the other candidates are as without it
+    np.testing.assert_array_equal(anchors(out, x, replace(cfg, reversal=False)), got[..., :-1])

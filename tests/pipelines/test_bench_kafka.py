@@ -16,9 +16,9 @@ from pipelines.benchmarks.kafka import (
 )
 
 
-def test_budget_adds_every_stage_to_the_read_and_shares_it_over_the_cores() -> None:
-    stages = {"decode_us": 2.0, "learn_us": 3.0, "retrain_us": 4.0, "encode_us": 5.0,
-              "produce_us": 6.0}  # fmt: skip
+def test_budget_adds_every_stage_and_shares_the_sum_over_the_cores() -> None:
+    stages = {"read_us": 5.0, "decode_us": 2.0, "learn_us": 3.0, "retrain_us": 4.0,
+              "encode_us": 5.0, "produce_us": 6.0}  # fmt: skip
     b = budget(bare_rate=200_000.0, stages=stages, goal=0.7, cores=2)
     assert b["bare_us"] == pytest.approx(5.0)
     assert b["cpu_us"] == pytest.approx(25.0)

@@ -31,14 +31,26 @@ def test_shipped_configs_load(name: str) -> None:
     assert cfg.horizon >= 1
 
 
-def test_bad_config_names_the_file_and_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hidden_sise = 3", r"bad\.toml: unknown model setting\(s\): hidden_sise"),
+        ("hidden_size = 0", r"bad\.toml: hidden_size must be an integer >= 1, got 0"),
+        ('reversal = "yes"', r"bad\.toml: reversal must be true or false, got 'yes'"),
+        ("blend_tolerance = -0.01", r"bad\.toml: blend_tolerance must be a finite number >= 0"),
+    ],
+)
+def test_a_bad_model_setting_names_the_file_and_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text("[model]\nhidden_sise = 3\n")
-    with pytest.raises(ValueError, match=r"bad.toml: unknown model setting\(s\): hidden_sise"):
+    bad.write_text(f"[model]\n{text}\n")
+    with pytest.raises(ValueError, match=message):
         load_model_config(bad)
-    bad.write_text("[model]\nhidden_size = 0\n")
-    with pytest.raises(ValueError, match=r"bad\.toml: hidden_size must be an integer >= 1, got 0"):
-        load_model_config(bad)
+
+
+def test_a_config_that_is_not_toml_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
     bad.write_text("[model\n")
     with pytest.raises(ValueError, match=r"bad\.toml"):
         load_model_config(bad)
