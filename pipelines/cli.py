@@ -300,14 +300,20 @@ def feed_cmd(files: tuple[Path, ...], config_path: Path, rate: float, limit: int
     default=Path(__file__).resolve().parents[1] / "config" / "fleet.toml", show_default=True,
     help="The service's TOML settings (the model; the broker comes from the options).",
 )  # fmt: skip
+@click.option(
+    "--librdkafka", is_flag=True,
+    help="Also time librdkafka's producer (pip install confluent-kafka; not a dependency).",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
 def bench_kafka(bootstrap: str | None, api_version: str, series: int, events_per_series: int,
-                rounds: int, config_path: Path, as_json: bool) -> None:  # fmt: skip
+                rounds: int, config_path: Path, librdkafka: bool,
+                as_json: bool) -> None:  # fmt: skip
     """The full service's events/s beside a bare consumer's, on the same broker and topic."""
     from pipelines.benchmarks import kafka
 
     try:
-        result = kafka.run(bootstrap, api_version, series, events_per_series, rounds, config_path)
+        result = kafka.run(bootstrap, api_version, series, events_per_series, rounds, config_path,
+                           librdkafka)  # fmt: skip
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -357,6 +363,13 @@ def bench_kafka(bootstrap: str | None, api_version: str, series: int, events_per
         f"producer, {b['best_ratio_all_cores_free_producer_no_retrain']:.0%} with a free "
         f"producer and no retraining); on one core {b['best_ratio_one_core']:.0%}"
     )
+    c_produce = result["librdkafka_produce"]
+    if c_produce is not None:
+        out.print(
+            f"librdkafka's producer instead: {c_produce['cpu_us']:.2f} us of CPU a message, "
+            f"so at most {b['best_ratio_all_cores_librdkafka']:.0%} of the bare rate "
+            f"({b['best_ratio_all_cores_librdkafka_no_retrain']:.0%} with no retraining)"
+        )
     verdict = "met" if result["service_over_bare"] >= result["goal"] else "not met"
     out.print(f"goal: the service keeps at least {result['goal']:.0%} of the bare rate: {verdict}")
 

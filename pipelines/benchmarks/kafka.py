@@ -199,6 +199,51 @@ def produce_speed(
     return {"wall_us": took / len(msgs) * 1e6, "cpu_us": cpu / len(msgs) * 1e6}
 
 
+def librdkafka_produce_speed(
+    cfg: KafkaSettings, topic: str, msgs: list[tuple[bytes, bytes]]
+) -> dict[str, float]:
+    """As :func:`produce_speed`, through librdkafka's producer (``confluent-kafka``).
+
+    Not a dependency of the project: it answers whether a C producer would change the
+    verdict. Its CPU time includes librdkafka's own threads (they are this process's).
+    """
+    try:
+        from confluent_kafka import KafkaException, Producer
+    except ImportError as exc:
+        msg = "--librdkafka needs the confluent-kafka package: pip install confluent-kafka"
+        raise RuntimeError(msg) from exc
+    conf: dict[str, Any] = {"bootstrap.servers": cfg.bootstrap_servers, "acks": 1,
+                            "linger.ms": cfg.linger_ms}  # fmt: skip
+    version = cfg.version_tuple()
+    if version is not None and version < (0, 10):  # such brokers cannot list their APIs
+        fallback = ".".join(str(v) for v in (*version, 0, 0)[:3])
+        conf |= {"api.version.request": False, "broker.version.fallback": fallback}
+    failed: list[str] = []
+
+    def delivered(err: KafkaException | None, _msg: object) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    prod = Producer(conf)
+    prod.produce(topic, key=msgs[0][0], value=msgs[0][1], on_delivery=delivered)
+    prod.flush(30)  # metadata and connection first
+    start, cpu = time.perf_counter(), time.process_time()
+    for key, value in msgs:
+        while True:
+            try:
+                prod.produce(topic, key=key, value=value, on_delivery=delivered)
+                break
+            except BufferError:  # its queue is full: let it deliver some
+                prod.poll(0.001)
+    left = prod.flush(60)
+    took, cpu = time.perf_counter() - start, time.process_time() - cpu
+    if failed or left:
+        msg = (f"librdkafka did not deliver {len(failed) + left} of {len(msgs) + 1} "
+               f"messages: {(failed or ['still queued'])[0]}")  # fmt: skip
+        raise RuntimeError(msg)
+    return {"wall_us": took / len(msgs) * 1e6, "cpu_us": cpu / len(msgs) * 1e6}
+
+
 def model_speed(cfg: ForecasterConfig, n_series: int, batch: int) -> dict[str, float]:
     """The model's share of an event: learning and forecasting, and retraining.
 
@@ -226,7 +271,13 @@ def model_speed(cfg: ForecasterConfig, n_series: int, batch: int) -> dict[str, f
             "retrain_us": retrain_s / every * 1e6}  # fmt: skip
 
 
-def budget(bare_rate: float, stages: dict[str, float], goal: float, cores: int) -> dict[str, Any]:
+def budget(
+    bare_rate: float,
+    stages: dict[str, float],
+    goal: float,
+    cores: int,
+    c_produce_us: float | None = None,
+) -> dict[str, Any]:
     """What the goal leaves per event beside what each stage of the service costs.
 
     ``stages`` are CPU microseconds an event: reading it (as the bare consumer does),
@@ -234,7 +285,8 @@ def budget(bare_rate: float, stages: dict[str, float], goal: float, cores: int) 
     its forecast. At ``goal`` times the bare rate an event may take ``bare_us / goal``
     of wall time, so ``cores`` cores give ``cores * bare_us / goal`` of CPU time an
     event. The best ratio any split of the stages over processes could reach is
-    ``cores * bare_us / (sum of the stages)``.
+    ``cores * bare_us / (sum of the stages)``. With ``c_produce_us`` (librdkafka's
+    CPU time a message) the best ratios with that producer instead are added.
     """
     bare_us = 1e6 / bare_rate
     cpu_us = sum(stages.values())
@@ -243,7 +295,7 @@ def budget(bare_rate: float, stages: dict[str, float], goal: float, cores: int) 
     def ratio(work_us: float, n_cores: int) -> float:  # never above the bare rate itself
         return 1.0 if work_us <= 0 else min(1.0, n_cores * bare_us / work_us)
 
-    return {
+    out = {
         "bare_us": bare_us, "stages_us": stages, "cpu_us": cpu_us, "cores": cores,
         "goal_allows_cpu_us": cores * bare_us / goal,
         "best_ratio_one_core": ratio(cpu_us, 1),
@@ -252,6 +304,12 @@ def budget(bare_rate: float, stages: dict[str, float], goal: float, cores: int) 
         "best_ratio_all_cores_free_producer_no_retrain":
             ratio(free_producer - stages["retrain_us"], cores),
     }  # fmt: skip
+    if c_produce_us is not None:
+        out["best_ratio_all_cores_librdkafka"] = ratio(free_producer + c_produce_us, cores)
+        out["best_ratio_all_cores_librdkafka_no_retrain"] = ratio(
+            free_producer - stages["retrain_us"] + c_produce_us, cores
+        )
+    return out
 
 
 def run(
@@ -261,8 +319,13 @@ def run(
     per_series: int = 100,
     rounds: int = 3,
     config: Path = FLEET,
+    librdkafka: bool = False,
 ) -> dict[str, Any]:
-    """Produce one topic, then time the bare consumer and the service on it, alternating."""
+    """Produce one topic, then time the bare consumer and the service on it, alternating.
+
+    With ``librdkafka``, librdkafka's producer is timed too (``confluent-kafka`` must be
+    installed) and the budget says what it would allow.
+    """
     msgs = sensor_messages(n_series, per_series, seed=0)
     n = len(msgs)
     with ExitStack() as stack:
@@ -291,6 +354,11 @@ def run(
         encode_us, forecasts = encode_speed(forecast_messages(20_000, cfg.horizon))
         produce = produce_speed(settings.kafka, f"bench-produce-{uuid.uuid4().hex[:8]}",
                                 forecasts)  # fmt: skip
+        c_produce = (
+            librdkafka_produce_speed(settings.kafka, f"bench-c-{uuid.uuid4().hex[:8]}", forecasts)
+            if librdkafka
+            else None
+        )
     bare_rate = n / statistics.median(bare)
     full_rate = n / statistics.median(full)
     decode = decode_speed(msgs[:20_000])
@@ -305,6 +373,8 @@ def run(
         "bare_events_per_s": bare_rate, "service_events_per_s": full_rate,
         "service_over_bare": full_rate / bare_rate, "goal": 0.7,
         "service_run": details, "decode": decode,
-        "encode_us": encode_us, "produce": produce, "model": model,
-        "budget": budget(bare_rate, stages, 0.7, len(os.sched_getaffinity(0))),
+        "encode_us": encode_us, "produce": produce, "librdkafka_produce": c_produce,
+        "model": model,
+        "budget": budget(bare_rate, stages, 0.7, len(os.sched_getaffinity(0)),
+                         c_produce["cpu_us"] if c_produce else None),
     }  # fmt: skip
