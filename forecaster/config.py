@@ -13,6 +13,7 @@ from typing import Any
 from forecaster.core import SGD, Adam, Loss, Optimizer, RMSprop
 
 CALENDAR_FEATURES = ("hour", "weekday")
+AGGREGATIONS = ("none", "mlpoly")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,15 @@ class ForecasterConfig:
         on a slow signal. The mix is picked from a running record of validation losses;
         mixes within ``blend_tolerance`` (relative) of the least loss count as a tie,
         won by the lightest mix (the closest to no change).
+    Aggregation
+        ``aggregation = "mlpoly"`` makes the issued forecast an online mix of experts,
+        per series and per step, weighted by their realised errors (ML-Poly: no
+        learning rate; :mod:`forecaster.experts`): the model's forecast above, the last
+        value, the seasonal naive of each of ``seasons`` and ``expert_seasons``, an
+        exponentially weighted level per smoothing factor in ``expert_rates`` and a
+        running median per rate in ``expert_medians`` (scales moved per event). The
+        weights forget with a time constant of ``aggregation_memory`` scored forecasts
+        (a fixed setting, not tuned per stream). ``"none"`` issues the model's forecast.
     Scaling
         ``scale_halflife``: events over which the running scale of a series' changes
         halves its memory. Changes beyond ``clip_sigma`` scales are clipped in the inputs
@@ -91,6 +101,11 @@ class ForecasterConfig:
     levels: tuple[float, ...] = ()
     reversal: bool = False
     blend_tolerance: float = 0.003
+    aggregation: str = "none"
+    expert_seasons: tuple[float, ...] = ()
+    expert_rates: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
+    expert_medians: tuple[float, ...] = (0.02, 0.1, 0.5)
+    aggregation_memory: float = 1000.0
     scale_halflife: float = 500.0
     clip_sigma: float = 8.0
     history: int = 256
@@ -164,6 +179,24 @@ class ForecasterConfig:
             msg = f"covariates must be distinct, got {self.covariates!r}"
             raise ValueError(msg)
         _check_float("blend_tolerance", self.blend_tolerance, lower=0.0, strict=False)
+        if self.aggregation not in AGGREGATIONS:
+            msg = f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}"
+            raise ValueError(msg)
+        for name, upper in (("expert_seasons", math.inf), ("expert_rates", 1.0),
+                            ("expert_medians", math.inf)):  # fmt: skip
+            values = getattr(self, name)
+            if not isinstance(values, (tuple, list)):
+                msg = f"{name} must be a list of numbers, got {values!r}"
+                raise ValueError(msg)
+            for v in values:
+                _check_float(name, v, lower=0.0, strict=True)
+                if v > upper:
+                    msg = f"{name} must be in (0, {upper:g}], got {v!r}"
+                    raise ValueError(msg)
+            if len(set(values)) != len(values):
+                msg = f"{name} must be distinct, got {values!r}"
+                raise ValueError(msg)
+        _check_float("aggregation_memory", self.aggregation_memory, lower=1.0, strict=True)
         for name in ("reset_after", "use_dt", "reversal", "background"):
             if not isinstance(getattr(self, name), bool):
                 msg = f"{name} must be true or false, got {getattr(self, name)!r}"

@@ -10,6 +10,7 @@ import numpy as np
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array, GRUSpec, gru_readout, gru_step, step_workspace
 from forecaster.core.events import lags_and_levels
+from forecaster.experts import POOL_EVERY, Experts
 from forecaster.retrain import (
     RetrainJob,
     RetrainResult,
@@ -70,6 +71,8 @@ class OnlineForecaster(StreamModel):
         cfg = cfg if cfg is not None else ForecasterConfig()
         self.spec = GRUSpec(cfg.input_size, cfg.hidden_size, cfg.num_layers, cfg.horizon,
                             cfg.reset_after)  # fmt: skip
+        # The experts mixed into the issued forecast (aggregation "mlpoly"), else None.
+        self.experts = Experts(cfg) if cfg.aggregation == "mlpoly" else None
         super().__init__(cfg)
         self.params = self.spec.init_params(cfg.seed)
         # A zero head forecasts "no change" until the first retrain: a sane cold start.
@@ -106,6 +109,7 @@ class OnlineForecaster(StreamModel):
             "hist_x": (self.cfg.history, d),
             "hist_y": (self.cfg.history,),
             "hist_scale": (self.cfg.history,),
+            **(self.experts.shapes() if self.experts is not None else {}),
         }
 
     # --- per event --------------------------------------------------------------
@@ -158,7 +162,10 @@ class OnlineForecaster(StreamModel):
         out = np.empty((w.rows.size, self.horizon))
         gru_readout(self.params, tab.h, w.rows, out, s.input_size, s.hidden_size, s.num_layers)
         change: F64Array = np.einsum("nkm,km->nk", anchors(out, x, self.cfg), self.blend)
-        return w.value[:, None] + w.scale[:, None] * change
+        yhat: F64Array = w.value[:, None] + w.scale[:, None] * change
+        if self.experts is not None:
+            return self.experts.forecast(tab, w, yhat)
+        return yhat
 
     # --- the retraining schedule, in event terms --------------------------------
     def _cut_limit(self, ts: F64Array) -> int:
@@ -166,6 +173,8 @@ class OnlineForecaster(StreamModel):
         every, first = self.cfg.retrain_every, self.cfg.first_retrain
         if every:
             limit = min(limit, every - self.n_events % every)
+        if self.experts is not None:
+            limit = min(limit, POOL_EVERY - self.n_events % POOL_EVERY)
         if first > self.n_events:
             limit = min(limit, first - self.n_events)
         if self._job is not None:
@@ -178,6 +187,8 @@ class OnlineForecaster(StreamModel):
 
     def _after_cut(self, last_ts: float) -> None:
         cfg = self.cfg
+        if self.experts is not None and self.n_events % POOL_EVERY == 0:
+            self.experts.pool(self.table)
         if self._job is not None and self.n_events >= self._swap_at:
             self._apply(self._job.result())
             self._job = None
@@ -307,6 +318,8 @@ class OnlineForecaster(StreamModel):
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {"params": self.params, "opt_state": self.opt_state, "blend": self.blend,
                   "blend_losses": self.blend_losses}  # fmt: skip
+        if self.experts is not None:
+            arrays["pooled"] = self.experts.pooled
         meta: dict[str, Any] = {
             "retrains": [self.retrains_started, self.retrains_accepted, self.retrains_rejected],
             "retrains_failed": self.retrains_failed, "last_retrain_error": self.last_retrain_error,
@@ -330,6 +343,8 @@ class OnlineForecaster(StreamModel):
             raise ValueError(msg)
         self.params, self.opt_state = arrays["params"], arrays["opt_state"]
         self.blend, self.blend_losses = arrays["blend"], arrays["blend_losses"]
+        if self.experts is not None:
+            self.experts.pooled = arrays["pooled"]
         self.retrains_started, self.retrains_accepted, self.retrains_rejected = meta["retrains"]
         # Snapshots written before failures were counted apart have none.
         self.retrains_failed = meta.get("retrains_failed", 0)
@@ -342,6 +357,30 @@ class OnlineForecaster(StreamModel):
             fields: dict[str, Any] = {k: arrays[f"job.{k}"] for k in _RESULT_ARRAYS}
             res = RetrainResult(**fields, **job)
             self._job = _Finished(res)  # type: ignore[assignment]
+
+    # --- experts ----------------------------------------------------------------
+    @property
+    def expert_names(self) -> list[str]:
+        """Names of the aggregated experts (empty without aggregation)."""
+        return [] if self.experts is None else list(self.experts.names)
+
+    def expert_weights(self, series: str | None = None) -> F64Array:
+        """Weights ``(K, E)`` of the experts in the next forecast of ``series``.
+
+        Without ``series``, the pooled weights a new series starts from. Rows are steps
+        ahead, columns follow :attr:`expert_names`. Raises ``ValueError`` without
+        aggregation and ``KeyError`` naming a series that has no events.
+        """
+        if self.experts is None:
+            msg = 'expert weights need aggregation = "mlpoly" in the model config'
+            raise ValueError(msg)
+        if series is None:
+            return self.experts.pooled.copy()
+        row = self.table.index.get(series)
+        if row is None or self.table.count[row] == 0:
+            msg = f"no expert weights for series {series!r}: it has no events"
+            raise KeyError(msg)
+        return self.experts.weights(self.table, row)
 
     # --- memory -----------------------------------------------------------------
     def bytes_per_series(self) -> int:

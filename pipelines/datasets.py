@@ -58,6 +58,39 @@ def etth1(with_loads: bool = False, root: Path | None = None) -> Recording:
     return Recording(name, epoch_seconds(df["date"]), df["OT"].to_numpy(np.float64), cov, names)
 
 
+# The development panel (../shared/data/README.md): every stream a shipped configuration
+# is judged on, as paths under the data folder.
+PANEL = (
+    "NAB/realKnownCause/machine_temperature_system_failure.csv",
+    "NAB/realKnownCause/ambient_temperature_system_failure.csv",
+    "NAB/realKnownCause/nyc_taxi.csv",
+    "NAB/realKnownCause/cpu_utilization_asg_misconfiguration.csv",
+    "NAB/realKnownCause/ec2_request_latency_system_failure.csv",
+    "ETDataset/ETTh1.csv",
+    "NAB/realAWSCloudwatch/ec2_cpu_utilization_24ae8d.csv",
+    "NAB/realAWSCloudwatch/ec2_cpu_utilization_77c1ca.csv",
+    "NAB/realAWSCloudwatch/ec2_cpu_utilization_fe7f93.csv",
+    "NAB/realAWSCloudwatch/ec2_disk_write_bytes_1ef3de.csv",
+    "NAB/realAWSCloudwatch/ec2_network_in_257a54.csv",
+    "NAB/realAWSCloudwatch/rds_cpu_utilization_e47b3b.csv",
+    "NAB/realAWSCloudwatch/grok_asg_anomaly.csv",
+    "NAB/realAWSCloudwatch/iio_us-east-1_i-a2eb1cd9_NetworkIn.csv",
+    "NAB/realTraffic/TravelTime_387.csv",
+    "NAB/realTraffic/speed_7578.csv",
+    "NAB/realTweets/Twitter_volume_GOOG.csv",
+    "NAB/realTweets/Twitter_volume_KO.csv",
+)
+
+
+def panel_recording(path: str, root: Path | None = None) -> Recording:
+    """A panel stream by its path under the data folder (ETTh1: its target ``OT``)."""
+    if path.startswith("ETDataset/"):
+        return etth1(root=root)
+    df = pd.read_csv((root or data_root()) / path)
+    name = Path(path).stem
+    return Recording(name, epoch_seconds(df["timestamp"]), df["value"].to_numpy(np.float64))
+
+
 NAB_STREAMS = (
     "machine_temperature_system_failure",
     "ambient_temperature_system_failure",

@@ -2,7 +2,8 @@
 
 Events go to series drawn uniformly at random, in batches (as a Kafka poll would hand
 them over). Each size first sees every series once, then is timed over the same number
-of events. Retraining is off: this measures the per-event path.
+of events. Retraining is off: this measures the per-event path. Each size is measured
+without and with expert aggregation (``aggregation = "mlpoly"``), side by side.
 """
 
 from __future__ import annotations
@@ -55,15 +56,23 @@ def measure(n_series: int, events: int, batch: int, cfg: ForecasterConfig) -> di
 
 
 def run(events: int = 200_000, batch: int = 5_000, quick: bool = False) -> dict[str, Any]:
-    """Every size, and the cost ratio of the largest to the smallest."""
+    """Every size without and with aggregation; cost ratios across sizes and between the two."""
     cfg = scale_config()
     sizes = SIZES[:2] if quick else SIZES
     if quick:
         events, cfg = 20_000, replace(cfg, history=16, window=12, rebuild_steps=8)
-    rows = [measure(n, events, batch, cfg) for n in sizes]
+    agg = replace(cfg, aggregation="mlpoly")
+    rows, agg_rows = [], []
+    for n in sizes:  # alternating, so both see the same machine load
+        rows.append(measure(n, events, batch, cfg))
+        agg_rows.append(measure(n, events, batch, agg))
+    for plain, mixed in zip(rows, agg_rows, strict=True):
+        mixed["cost_vs_no_aggregation"] = mixed["us_per_event"] / plain["us_per_event"]
     return {
         "config": cfg.to_dict(),
         "batch": batch,
         "rows": rows,
+        "aggregation_rows": agg_rows,
         "cost_ratio_largest_to_smallest": rows[-1]["us_per_event"] / rows[0]["us_per_event"],
+        "aggregation_cost_ratio_max": max(r["cost_vs_no_aggregation"] for r in agg_rows),
     }

@@ -35,6 +35,15 @@ MODELS: dict[str, Callable[[], StreamModel]] = {
     "gru-levels-reversal-tolerance": gru(
         levels=(4.0, 32.0), reversal=True, blend_tolerance=0.01, first_retrain=40
     ),
+    "gru-aggregation": gru(aggregation="mlpoly", seasons=(600.0,), expert_seasons=(1800.0,)),
+    "gru-aggregation-sync-levels": gru(
+        aggregation="mlpoly",
+        background=False,
+        levels=(4.0,),
+        expert_rates=(0.1, 0.5),
+        expert_medians=(0.2,),
+        aggregation_memory=50.0,
+    ),
     "last-value": lambda: LastValue(horizon=3),
     "seasonal-naive": lambda: SeasonalNaive(4, horizon=3),
     "ewma": lambda: EWMA(0.3, horizon=3),

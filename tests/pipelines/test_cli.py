@@ -50,27 +50,58 @@ def test_bench_scale_quick_reports_memory_and_cost_ratio() -> None:
     assert report["cost_ratio_largest_to_smallest"] == pytest.approx(
         rows[1]["us_per_event"] / rows[0]["us_per_event"]
     )
+    mixed = report["aggregation_rows"]
+    assert [r["series"] for r in mixed] == [1_000, 10_000]
+    # The experts' state (pending forecasts, regrets) is per series, on top of the GRU's.
+    assert mixed[0]["bytes_per_series"] > rows[0]["bytes_per_series"]
+    for plain, agg in zip(rows, mixed, strict=True):
+        assert agg["cost_vs_no_aggregation"] == pytest.approx(
+            agg["us_per_event"] / plain["us_per_event"]
+        )
 
 
-def test_accuracy_runner_scores_a_recording_beside_the_baselines() -> None:
+def test_accuracy_runner_scores_a_recording_beside_the_baselines_and_river() -> None:
     from forecaster import ForecasterConfig
-    from pipelines.benchmarks.accuracy import run_stream, verdict
+    from pipelines.benchmarks.accuracy import NAIVE, run_stream, verdict
     from pipelines.datasets import Recording
 
-    t = np.arange(3000.0) * 3600
+    t = np.arange(1500.0) * 3600
     y = np.sin(2 * np.pi * t / 86400) + np.random.default_rng(0).normal(scale=0.1, size=t.size)
     cfg = ForecasterConfig(horizon=12, hidden_size=4, history=96, window=48, burn_in=8,
                            train_steps=5, batch_windows=8, retrain_every=500, swap_delay=50,
                            rebuild_steps=24, background=False)  # fmt: skip
     row = run_stream(Recording("sine", t, y), cfg, seeds=(0, 1, 2))
     assert row["season"] == 24
+    assert row["river snarimax setting"] in (0.0003, 0.001, 0.003, 0.01, 0.03, None)
     for step in (1, 12):
-        best = min(row[f"{b}+{step}"] for b in ("last value", "seasonal naive", "ewma"))
+        best = min(row[f"{b}+{step}"] for b in NAIVE)
         assert row[f"best+{step}"] == best
+        peers = [row[f"river snarimax+{step}"], row[f"river holtwinters+{step}"]]
+        assert row[f"best_all+{step}"] == min(best, *peers)
         assert row[f"ratio+{step}"] == pytest.approx(row[f"gru+{step}"] / best)
+        assert row[f"ratio_all+{step}"] == pytest.approx(row[f"gru+{step}"] / min(best, *peers))
         seeds = row[f"ratio+{step} per seed"]  # the median of three is one of them
         assert len(seeds) == 3 and row[f"ratio+{step}"] == pytest.approx(sorted(seeds)[1])
-    assert verdict([row] * 6)["coverage_in_85_95"].endswith("(bar: 6)")
+    # A daily cycle: the seasonal naive beats the last value by far at +12.
+    assert row["seasonal naive+12"] < 0.5 * row["last value+12"]
+    good = {**row, "ratio+12": 0.9, "ratio+1": 1.0, "ratio_all+1": 1.0, "ratio_all+12": 0.9,
+            "coverage_min": 0.88, "coverage_max": 0.92}  # fmt: skip
+    assert verdict([good] * 18)["passes"] is True
+    # One stream 4% behind at +12 loses the "never more than 3% above" bar alone.
+    bad = verdict([good] * 17 + [{**good, "ratio+12": 1.04, "ratio_all+12": 1.04}])
+    assert bad["passes"] is False
+    assert bad["+12_within_3pct_of_best_naive"] == "17/18 (bar: 18)"
+    assert bad["+12_at_or_below_best_naive"] == "17/18 (bar: 16)"
+
+
+def test_accuracy_streams_are_picked_by_name_and_a_wrong_name_is_named() -> None:
+    from pipelines.benchmarks.accuracy import select
+    from pipelines.datasets import PANEL
+
+    assert len(PANEL) == 18 and select(None) == PANEL
+    assert select("nyc_taxi,ETTh1") == ("NAB/realKnownCause/nyc_taxi.csv", "ETDataset/ETTh1.csv")
+    with pytest.raises(ValueError, match="no panel stream matches 'nope'"):
+        select("nope")
 
 
 def test_missing_data_is_a_usage_error_naming_the_folder(

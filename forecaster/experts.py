@@ -1,0 +1,103 @@
+"""Experts and their online aggregation: what :class:`OnlineForecaster` issues as its forecast.
+
+With ``aggregation = "mlpoly"`` the forecast of each series and step is a convex mix of
+experts, weighted by their realised errors (``forecaster/core/aggregate.py`` has the
+rule). The experts, per step ahead:
+
+- ``model``: the GRU's forecast as mixed by the retrain-time blend;
+- ``last``: the last value;
+- ``season:<seconds>``: the seasonal naive forecast for each configured season;
+- ``ewma:<alpha>``: an exponentially weighted level for each smoothing factor in
+  ``expert_rates`` (``alpha`` is the weight of the newest value);
+- ``median:<rate>``: a running median for each rate in ``expert_medians``: it moves
+  ``rate`` scales towards each value, so a spike moves it by no more than any other
+  value (spiky ops metrics, where the median beats every mean).
+
+Weights are per series and per step. A series starts from its partition's pooled
+weights (the mean weights of the series that have their own), recomputed every
+:data:`POOL_EVERY` events, a fixed count, so results do not depend on batching.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from forecaster.config import ForecasterConfig
+from forecaster.core import F64Array
+from forecaster.core.aggregate import aggregate_wave, expert_forecasts, mlpoly_weights, pool_weights
+from forecaster.series import SeriesTable, Shapes
+
+if TYPE_CHECKING:
+    from forecaster.stream import Wave
+
+
+# Events between recomputations of the pooled weights: often enough for a new series to
+# start from recent evidence, rare enough that a fleet's cost is negligible (one pass
+# over every series' weights, about 1 ns per series and event at 10,000 series).
+POOL_EVERY = 1024
+
+
+def expert_names(cfg: ForecasterConfig) -> list[str]:
+    """Names of the experts in their order (the last axis of weights)."""
+    seasons = [f"season:{s:g}" for s in expert_seasons(cfg)]
+    ewma = [f"ewma:{a:g}" for a in cfg.expert_rates]
+    return ["model", "last", *seasons, *ewma, *(f"median:{a:g}" for a in cfg.expert_medians)]
+
+
+def expert_seasons(cfg: ForecasterConfig) -> tuple[float, ...]:
+    """Seasons of the seasonal-naive experts: the model's, then the experts' own."""
+    return (*cfg.seasons, *(s for s in cfg.expert_seasons if s not in cfg.seasons))
+
+
+class Experts:
+    """The experts' state beyond the series table: names, rates, and the pooled weights."""
+
+    def __init__(self, cfg: ForecasterConfig) -> None:
+        self.names = expert_names(cfg)
+        self.horizon = cfg.horizon
+        self.seasons = np.array(expert_seasons(cfg), dtype=np.float64)
+        self.rates = np.array(cfg.expert_rates, dtype=np.float64)
+        self.medians = np.array(cfg.expert_medians, dtype=np.float64)
+        self.clip_sigma = cfg.clip_sigma
+        self.decay = 1.0 - 1.0 / cfg.aggregation_memory
+        # Until some series has weights of its own, a new one trusts the model alone.
+        self.pooled = np.zeros((cfg.horizon, len(self.names)))
+        self.pooled[:, 0] = 1.0
+
+    def shapes(self) -> Shapes:
+        """Per-series fields: pending expert forecasts, regrets, rates, bounds, levels."""
+        k, e = self.horizon, len(self.names)
+        return {
+            "pend_exp": (k, k, e),
+            "agg_regret": (k, e),
+            "agg_rate": (k, e),
+            "agg_bound": (k,),
+            "agg_levels": (self.rates.size + self.medians.size,),
+        }
+
+    def forecast(self, tab: SeriesTable, w: Wave, model: F64Array) -> F64Array:
+        """Learn the wave's realised errors, then return its aggregate forecasts ``(n, K)``."""
+        n, k = model.shape
+        experts = np.empty((n, k, len(self.names)))
+        expert_forecasts(w.rows, w.count, w.value, w.scale, w.mean_dt, tab.hist_y, model,
+                         self.seasons, self.rates, self.medians, tab.agg_levels,
+                         self.clip_sigma, experts)  # fmt: skip
+        out = np.empty((n, k))
+        aggregate_wave(w.rows, w.count, w.value, w.scale, w.anchor, experts, self.pooled,
+                       tab.pend_yhat,
+                       tab.pend_exp, tab.agg_regret, tab.agg_rate, tab.agg_bound, self.decay,
+                       out)  # fmt: skip
+        return out
+
+    def pool(self, tab: SeriesTable) -> None:
+        """Recompute the pooled weights from every series' own (at a block's end)."""
+        pool_weights(tab.active_rows(), tab.count, tab.agg_regret, tab.agg_rate, self.pooled)
+
+    def weights(self, tab: SeriesTable, row: int) -> F64Array:
+        """The weights ``(K, E)`` a series' next forecast uses."""
+        out = np.empty((self.horizon, len(self.names)))
+        for j in range(self.horizon):
+            mlpoly_weights(tab.agg_regret[row, j], tab.agg_rate[row, j], self.pooled[j], out[j])
+        return out

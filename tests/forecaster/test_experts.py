@@ -1,0 +1,172 @@
+"""Online aggregation of experts: the kernel against a plain reference, the regret property
+on streams where one expert is best by construction, pooling, and the public accessors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from forecaster import EWMA, ForecasterConfig, LastValue, OnlineForecaster, SeasonalNaive
+from forecaster.evaluate import evaluate
+from forecaster.experts import POOL_EVERY
+from forecaster.stream import StreamModel
+from tests.conftest import needs_compiled_speed
+from tests.forecaster.test_contract import assert_same, feed, stacked
+
+HOUR = 3600.0
+DAY = 86400.0
+# Small and fast: the GRU expert matters little here; the aggregation is what is tested.
+FAST = ForecasterConfig(
+    horizon=12, hidden_size=4, history=256, window=48, burn_in=8, batch_windows=8,
+    train_steps=5, retrain_every=2000, swap_delay=50, rebuild_steps=16, calendar=(),
+    aggregation="mlpoly", seasons=(DAY,), background=False,
+)  # fmt: skip
+
+
+def reference_mlpoly(x: np.ndarray, y: np.ndarray, scale: np.ndarray, decay: float) -> np.ndarray:
+    """ML-Poly for one series and step 1, written plainly: forecasts ``p[t]`` for ``y[t+1]``.
+
+    ``x[t, e]`` is expert e's forecast issued at t; before any positive regret the weights
+    are the first expert alone (the pooled prior of a model that has pooled nothing).
+    """
+    n, e = x.shape
+    regret, rates, bound = np.zeros(e), np.zeros(e), 0.0
+    p = np.empty(n)
+    for t in range(n):
+        if t >= 1:
+            g = np.sign(p[t - 1] - y[t])
+            r = g * (p[t - 1] - x[t - 1]) + abs(p[t - 1] - y[t]) - abs(x[t - 1] - y[t])
+            r = r / (2 * scale[t])
+            new_bound = max(bound, float(np.max(r**2)))
+            regret = decay * regret + r
+            rates = decay * rates + r**2 + new_bound - bound
+            bound = new_bound
+        w = np.where((regret > 0) & (rates > 0), regret / np.where(rates > 0, rates, 1), 0.0)
+        w = w / w.sum() if w.sum() > 0 else np.eye(e)[0]
+        p[t] = w @ x[t]
+    return p
+
+
+def test_kernel_matches_the_plain_reference() -> None:
+    from forecaster.core.aggregate import aggregate_wave
+
+    rng = np.random.default_rng(3)
+    n, e, k = 300, 4, 1
+    y = np.cumsum(rng.normal(size=n))
+    x = y[:, None] + rng.normal(scale=[0.1, 0.5, 1.0, 2.0], size=(n, e))
+    scale = np.abs(rng.normal(size=n)) + 0.5
+    pooled = np.zeros((k, e))
+    pooled[0, 0] = 1.0
+    pend_yhat, pend_exp = np.zeros((1, k, k)), np.zeros((1, k, k, e))
+    regret, rates, bound = np.zeros((1, k, e)), np.zeros((1, k, e)), np.zeros((1, k))
+    got = np.empty(n)
+    for t in range(n):
+        out = np.empty((1, k))
+        aggregate_wave(np.array([0]), np.array([t]), y[t : t + 1], scale[t : t + 1],
+                       np.zeros(1), x[t].reshape(1, k, e), pooled, pend_yhat, pend_exp, regret,
+                       rates, bound, 0.99, out)  # fmt: skip
+        pend_yhat[0, 0, 0] = out[0, 0]  # what the stream model stores as issued
+        got[t] = out[0, 0]
+    np.testing.assert_allclose(got, reference_mlpoly(x, y, scale, 0.99), rtol=1e-12, atol=1e-12)
+
+
+def mae_after(model: StreamModel, ts: np.ndarray, y: np.ndarray, skip: int) -> np.ndarray:
+    """Per-step MAE of the forecasts whose targets come after the first ``skip`` events."""
+    s = evaluate(model, ["s"] * y.size, ts, y, warmup=skip / y.size)
+    return s.mae
+
+
+def synthetic(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ts = np.arange(n) * HOUR
+    if kind == "random walk":
+        return ts, 100 + np.cumsum(rng.normal(size=n))
+    if kind == "daily cycle":
+        return ts, 10 * np.sin(2 * np.pi * ts / DAY) + 0.2 * rng.normal(size=n)
+    return ts, 5 + rng.normal(size=n)  # noise around a level
+
+
+# (stream, the expert that is best by construction, events before scoring)
+CASES = [
+    ("random walk", lambda: LastValue(12), 1000),
+    ("daily cycle", lambda: SeasonalNaive(24, 12), 1000),
+    ("noise around a level", lambda: EWMA(0.02, 12), 1000),
+]
+
+
+@needs_compiled_speed
+@pytest.mark.parametrize(("kind", "expert", "after"), CASES, ids=[c[0] for c in CASES])
+def test_aggregate_comes_within_2pct_of_the_best_expert(kind, expert, after) -> None:  # type: ignore[no-untyped-def]
+    ts, y = synthetic(kind, 4000, seed=1)
+    ours = mae_after(OnlineForecaster(FAST), ts, y, after)
+    best = mae_after(expert(), ts, y, after)
+    for step in (1, 12):
+        assert ours[step - 1] <= 1.02 * best[step - 1], (kind, step, ours, best)
+
+
+@needs_compiled_speed
+def test_weights_are_convex_and_favour_the_best_expert() -> None:
+    ts, y = synthetic("daily cycle", 3000, seed=2)
+    model = OnlineForecaster(FAST)
+    model.learn(["s"] * y.size, ts, y)
+    w = model.expert_weights("s")
+    assert w.shape == (12, len(model.expert_names))
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    assert (w >= 0).all()
+    daily = model.expert_names.index(f"season:{DAY:g}")
+    assert (w[:, daily] > 0.5).all(), w[:, daily]
+
+
+@needs_compiled_speed
+def test_a_new_series_starts_from_the_pooled_weights() -> None:
+    ts, y = synthetic("daily cycle", 2 * POOL_EVERY, seed=4)
+    model = OnlineForecaster(FAST)
+    before = model.expert_weights()
+    assert before[:, 0].tolist() == [1.0] * 12  # the model alone until something is pooled
+    model.learn(["a"] * y.size, ts, y)
+    pooled = model.expert_weights()
+    assert not np.array_equal(pooled, before)
+    np.testing.assert_allclose(pooled.sum(axis=1), 1.0)
+    model.learn(["b"], ts[-1:] + HOUR, y[:1])
+    np.testing.assert_array_equal(model.expert_weights("b"), pooled)
+    upd = model.learn(["c"], ts[-1:] + HOUR, [3.0])  # a first event: every expert says 3
+    np.testing.assert_allclose(upd.yhat, 3.0)
+
+
+def test_pooling_points_do_not_depend_on_batching_and_survive_snapshots() -> None:
+    rng = np.random.default_rng(5)
+    n = POOL_EVERY + 300
+    ids = [f"s{i}" for i in rng.integers(0, 4, size=n)]
+    ts = np.arange(n) * 900.0
+    ev = {"series": ids, "ts": ts, "values": np.sin(ts / 7000) + 0.1 * rng.normal(size=n),
+          "covariates": None}  # fmt: skip
+    cfg = replace(FAST, retrain_every=600, first_retrain=0, history=128)
+    a, b = OnlineForecaster(cfg), OnlineForecaster(cfg)
+    assert_same(stacked(feed(a, ev, [n])), stacked(feed(b, ev, [1, 333, 17, 1000])))
+    np.testing.assert_array_equal(a.expert_weights(), b.expert_weights())
+    c = OnlineForecaster(cfg)
+    head = {k: (v[: POOL_EVERY - 5] if v is not None else None) for k, v in ev.items()}
+    tail = {k: (v[POOL_EVERY - 5 :] if v is not None else None) for k, v in ev.items()}
+    feed(c, head, [100])
+    twin = OnlineForecaster.restore(c.snapshot())
+    assert_same(stacked(feed(c, tail, [64])), stacked(feed(twin, tail, [64])))
+    np.testing.assert_array_equal(c.expert_weights(), twin.expert_weights())
+
+
+def test_accessors_name_their_errors() -> None:
+    plain = OnlineForecaster(replace(FAST, aggregation="none"))
+    assert plain.expert_names == []
+    with pytest.raises(ValueError, match='aggregation = "mlpoly"'):
+        plain.expert_weights()
+    with pytest.raises(KeyError, match="'nobody'"):
+        OnlineForecaster(FAST).expert_weights("nobody")
+
+
+def test_expert_names_follow_the_config() -> None:
+    cfg = replace(FAST, seasons=(HOUR,), expert_seasons=(DAY, HOUR), expert_rates=(0.5,),
+                  expert_medians=(0.1, 0.3))  # fmt: skip
+    assert OnlineForecaster(cfg).expert_names == [
+        "model", "last", "season:3600", "season:86400", "ewma:0.5", "median:0.1", "median:0.3",
+    ]  # fmt: skip
