@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 # start from recent evidence, rare enough that a fleet's cost is negligible (one pass
 # over every series' weights, about 1 ns per series and event at 10,000 series).
 POOL_EVERY = 1024
+# Scales past which an expert's loss counts no more, a change is not learned from, and a
+# running level restarts (core/aggregate.py): far beyond any real spike (spikes of 100
+# scales taught the running medians their worth on a spiky ops stream, and a bound of 64
+# scales hid it), far below a sensor gone wild (1e90).
+LOSS_CAP = 1000.0
 
 
 def expert_names(cfg: ForecasterConfig) -> list[str]:
@@ -60,7 +65,6 @@ class Experts:
         self.seasons = np.array(expert_seasons(cfg), dtype=np.float64)
         self.rates = np.array(cfg.expert_rates, dtype=np.float64)
         self.medians = np.array(cfg.expert_medians, dtype=np.float64)
-        self.clip_sigma = cfg.clip_sigma
         self.decay = 1.0 - 1.0 / cfg.aggregation_memory
         # Until some series has weights of its own, a new one trusts the model alone.
         self.pooled = np.zeros((cfg.horizon, len(self.names)))
@@ -83,12 +87,12 @@ class Experts:
         experts = np.empty((n, k, len(self.names)))
         expert_forecasts(w.rows, w.count, w.value, w.scale, w.mean_dt, tab.hist_y, model,
                          self.seasons, self.rates, self.medians, tab.agg_levels,
-                         self.clip_sigma, experts)  # fmt: skip
+                         LOSS_CAP, experts)  # fmt: skip
         out = np.empty((n, k))
-        aggregate_wave(w.rows, w.count, w.value, w.scale, w.anchor, experts, self.pooled,
-                       tab.pend_yhat,
+        aggregate_wave(w.rows, w.count, w.value, w.scale, tab.last_y, tab.var, tab.anchor,
+                       experts, self.pooled, tab.pend_yhat,
                        tab.pend_exp, tab.agg_regret, tab.agg_rate, tab.agg_bound, self.decay,
-                       out)  # fmt: skip
+                       LOSS_CAP, out)  # fmt: skip
         return out
 
     def pool(self, tab: SeriesTable) -> None:

@@ -89,7 +89,6 @@ class Wave:
     dt: F64Array
     mean_dt: F64Array  # before this event
     scale: F64Array  # after this event
-    anchor: F64Array  # after this event: > 0 within a fault episode (core/events.py)
 
 
 class StreamModel:
@@ -354,7 +353,7 @@ class StreamModel:
                         covered, self._block, self.scored_total, self.covered_total,
                         sc)  # fmt: skip
         change, dt, mdt0, mdt1, var1, scale, anchor1, calm1 = sc
-        wave = Wave(pos, rows, c, t, y, cov_all[ev], change, dt, mdt0, scale, anchor1)
+        wave = Wave(pos, rows, c, t, y, cov_all[ev], change, dt, mdt0, scale)
         yhat = self._advance(wave)
         finish_wave(rows, pos, c, t, y, var1, anchor1, calm1, mdt1, scale, yhat, self.q,
                     tab.count, tab.last_ts, tab.last_y, tab.var, tab.anchor, tab.calm,

@@ -22,10 +22,16 @@ alone is slower to find mixes; the half and half kept the best of both on the pa
 
 Regrets ``R_e`` add up, each expert's learning rate is ``1 / S_e`` with
 ``S_e = sum r_e^2 + B`` (``B``: the largest ``r^2`` so far), and the weights are
-``max(R_e, 0) / S_e``, normalised: no learning rate to tune. ``R`` and ``S`` are
-discounted by ``decay`` before each update, so old evidence fades (the GRU improves as
-it retrains, and streams change regime). While no expert has positive regret (a new
-series), the weights are the pooled ones given.
+``max(R_e, 0) / S_e``, normalised: no learning rate to tune.
+
+Losses are capped at ``clip`` scales (``min(|x - y|, clip s)``, whose gradient is 0 past
+the cap, and the linear term is clipped alike), and a value whose change is past
+``clip`` scales is not learned from at all: ``clip`` is far beyond any real spike and
+far below a sensor gone wild (+-1e90), whose errors, learned, outweighed thousands of
+normal events and held the weights for good.
+``R`` and ``S`` are discounted by ``decay`` before each update, so old evidence fades
+(the GRU improves as it retrains, and streams change regime). While no expert has
+positive regret (a new series), the weights are the pooled ones given.
 """
 
 from __future__ import annotations
@@ -63,7 +69,9 @@ def aggregate_wave(
     count: I64Array,
     y: F64Array,
     scale: F64Array,
-    fault: F64Array,
+    last_y: F64Array,
+    var: F64Array,
+    anchor: F64Array,
     experts: F64Array,
     pooled: F64Array,
     pend_yhat: F64Array,
@@ -72,15 +80,15 @@ def aggregate_wave(
     rate_sum: F64Array,
     bound: F64Array,
     decay: float,
+    clip: float,
     yhat: F64Array,
 ) -> None:
     """Learn a wave's realised errors, then mix its new expert forecasts.
 
     Per event ``i`` (series row ``rows[i]``, ``count[i]`` events before it, value
-    ``y[i]``, scale ``scale[i]``) outside a fault episode (``fault[i] == 0``: while a
-    sensor is wild, or its scale not yet back, errors say nothing about the experts on
-    normal data, and learning from them cost hundreds of events of worse forecasts
-    afterwards): for each step ``j`` whose forecast was issued
+    ``y[i]``, scale ``scale[i]``) whose change is within ``clip`` scales of the series
+    (``last_y``, ``var`` and the fault ``anchor`` of the table, before the event; inside
+    a fault episode the scale from before it): for each step ``j`` whose forecast was issued
     ``j + 1`` events ago, the step's regrets move on (``regret``, ``rate_sum``, ``bound``:
     ``(rows, K, E)``, ``(rows, K, E)``, ``(rows, K)``), from the aggregate's forecast in
     ``pend_yhat (rows, K, K)`` and the experts' in ``pend_exp (rows, K, K, E)`` (rings
@@ -95,19 +103,28 @@ def aggregate_wave(
     for i in range(rows.shape[0]):
         row = rows[i]
         c = count[i]
-        s = scale[i]
+        # A value past any real spike (a sensor gone wild, or back from it) says nothing
+        # about the experts on normal data; learning from it held the weights for good.
+        normal = anchor[row] if anchor[row] > 0.0 else var[row]
+        wild = c > 1 and not abs(y[i] - last_y[row]) <= clip * math.sqrt(normal)
         for j in range(k):
             issued = c - (j + 1)
-            if issued < 0 or fault[i] > 0.0:
+            if issued < 0 or wild:
                 continue
             slot = issued % k
             p = pend_yhat[row, slot, j]
             yi = y[i]
-            g = 1.0 if p > yi else (-1.0 if p < yi else 0.0)
+            miss = abs(p - yi)
+            s = scale[i]
+            cap = clip * s  # losses are capped here (see the module docstring)
+            lp = min(miss, cap)
+            # The capped loss is flat past the cap: no gradient there.
+            g = 0.0 if not miss < cap else (1.0 if p > yi else (-1.0 if p < yi else 0.0))
             largest = bound[row, j]
             for e in range(n_exp):
                 x = pend_exp[row, slot, j, e]
-                r[e] = (g * (p - x) + abs(p - yi) - abs(x - yi)) / (2.0 * s)
+                lin = min(cap, max(-cap, g * (p - x)))
+                r[e] = (lin + lp - min(abs(x - yi), cap)) / (2.0 * s)
                 if not math.isfinite(r[e]):  # a forecast past float range: no evidence
                     r[e] = 0.0
                 if r[e] * r[e] > largest:
@@ -169,7 +186,7 @@ def expert_forecasts(
     rates: F64Array,
     medians: F64Array,
     levels: F64Array,
-    clip_sigma: float,
+    restart: float,
     out: F64Array,
 ) -> None:
     """Every expert's forecast of a wave's next K values, into ``out (n, K, E)``.
@@ -180,7 +197,7 @@ def expert_forecasts(
     exponentially weighted level per rate in ``rates`` (its weight per event); a running
     median per rate in ``medians`` (it moves ``rate * scale`` towards each value: robust
     to spikes). Levels and medians are moved on here and written back to
-    ``levels (rows, L + M)``; one left ``clip_sigma**2`` scales away restarts at the
+    ``levels (rows, L + M)``; one left ``restart`` scales away restarts at the
     value. ``count`` is each event's count before it; its value is not in ``hist_y`` yet.
     """
     h = hist_y.shape[1]
@@ -216,9 +233,9 @@ def expert_forecasts(
             else:
                 sign = 1.0 if v > prev else (-1.0 if v < prev else 0.0)
                 level = prev + medians[li - n_rates] * scale[i] * sign
-            # A level left far away (by a fault: clip_sigma**2 scales) starts again here
+            # A level left far away (by a fault: ``restart`` scales) starts again here
             # rather than crawl back at its rate for thousands of events.
-            if c == 0 or not abs(v - prev) <= clip_sigma * clip_sigma * scale[i]:
+            if c == 0 or not abs(v - prev) <= restart * scale[i]:
                 level = v
             levels[r, li] = level
             for j in range(k):

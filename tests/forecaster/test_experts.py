@@ -15,6 +15,7 @@ from forecaster.stream import StreamModel
 from tests.conftest import needs_compiled_speed
 from tests.forecaster.test_contract import assert_same, feed, stacked
 
+CAP = 3.0  # small, so the reference test crosses the loss cap often
 HOUR = 3600.0
 DAY = 86400.0
 # Small and fast: the GRU expert matters little here; the aggregation is what is tested.
@@ -36,9 +37,13 @@ def reference_mlpoly(x: np.ndarray, y: np.ndarray, scale: np.ndarray, decay: flo
     p = np.empty(n)
     for t in range(n):
         if t >= 1:
-            g = np.sign(p[t - 1] - y[t])
-            r = g * (p[t - 1] - x[t - 1]) + abs(p[t - 1] - y[t]) - abs(x[t - 1] - y[t])
-            r = r / (2 * scale[t])
+            miss = abs(p[t - 1] - y[t])
+            unit = scale[t]
+            cap = CAP * unit
+            g = np.sign(p[t - 1] - y[t]) if miss < cap else 0.0
+            lin = np.clip(g * (p[t - 1] - x[t - 1]), -cap, cap)
+            loss = np.minimum(np.abs(x[t - 1] - y[t]), cap)
+            r = (lin + min(miss, cap) - loss) / (2 * unit)
             new_bound = max(bound, float(np.max(r**2)))
             regret = decay * regret + r
             rates = decay * rates + r**2 + new_bound - bound
@@ -65,8 +70,9 @@ def test_kernel_matches_the_plain_reference() -> None:
     for t in range(n):
         out = np.empty((1, k))
         aggregate_wave(np.array([0]), np.array([t]), y[t : t + 1], scale[t : t + 1],
-                       np.zeros(1), x[t].reshape(1, k, e), pooled, pend_yhat, pend_exp, regret,
-                       rates, bound, 0.99, out)  # fmt: skip
+                       np.zeros(1), np.full(1, 1e6), np.zeros(1), x[t].reshape(1, k, e),
+                       pooled, pend_yhat, pend_exp, regret, rates, bound, 0.99, CAP,
+                       out)  # fmt: skip
         pend_yhat[0, 0, 0] = out[0, 0]  # what the stream model stores as issued
         got[t] = out[0, 0]
     np.testing.assert_allclose(got, reference_mlpoly(x, y, scale, 0.99), rtol=1e-12, atol=1e-12)
