@@ -22,7 +22,7 @@ def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...] = ()) -> 
 
 def _require_data() -> None:
     """Fail with a usage error, not a traceback, when the recordings are not there."""
-    from pipelines.datasets import data_root
+    from pipelines.bench.datasets import data_root
 
     root = data_root()
     if not (root / "NAB").is_dir() or not (root / "ETDataset").is_dir():
@@ -60,8 +60,8 @@ def bench() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
 def bench_accuracy(config_path: Path, seeds: str, jobs: int, as_json: bool) -> None:
     """Prequential MAE at +1 and +12 on the public recordings, beside three baselines."""
-    from pipelines.benchmarks import accuracy
-    from pipelines.modelconfig import load_model_config
+    from pipelines.bench import accuracy
+    from pipelines.configs import load_model_config
 
     _require_data()
     try:
@@ -97,7 +97,7 @@ def bench_accuracy(config_path: Path, seeds: str, jobs: int, as_json: bool) -> N
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
 def bench_faults(as_json: bool) -> None:
     """+1 errors before and after 300 events of a fault, with the shipped config."""
-    from pipelines.benchmarks import faults
+    from pipelines.bench import faults
 
     rows = faults.run()
     if as_json:
@@ -117,7 +117,7 @@ def bench_faults(as_json: bool) -> None:
 @click.option("--quick", is_flag=True, help="Two small sizes: a smoke test, not a measurement.")
 def bench_scale(as_json: bool, quick: bool) -> None:
     """Per-event cost and memory per series, from 1,000 to 100,000 series."""
-    from pipelines.benchmarks import scale
+    from pipelines.bench import scale
 
     result = scale.run(quick=quick)
     if as_json:
@@ -150,8 +150,8 @@ def bench_scale(as_json: bool, quick: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
 def bench_etth1(config_path: Path, as_json: bool) -> None:
     """ETTh1 on the published protocol (OT, z-scored, H=24 and 96), frozen and online."""
-    from pipelines.benchmarks import etth1
-    from pipelines.modelconfig import load_model_config
+    from pipelines.bench import etth1
+    from pipelines.configs import load_model_config
 
     _require_data()
     try:
@@ -179,7 +179,7 @@ def bench_etth1(config_path: Path, as_json: bool) -> None:
 @click.option("--quick", is_flag=True, help="Fewer rounds: a smoke test, not a measurement.")
 def bench_core(as_json: bool, quick: bool) -> None:
     """GRU step and training step against PyTorch (one thread, float64)."""
-    from pipelines.benchmarks import core
+    from pipelines.bench import core
 
     result = core.run(quick=quick)
     if as_json:
@@ -220,11 +220,11 @@ def run(config_path: Path, log_level: str, exit_when_idle: float) -> None:
     import logging
     import threading
 
-    from pipelines.checkpoint import CheckpointError
-    from pipelines.console import ForecastPrinter
-    from pipelines.service import build_service, stop_on_signals
-    from pipelines.settings import load_settings
-    from pipelines.sinks import SinkError
+    from pipelines.engine.checkpoint import CheckpointError
+    from pipelines.engine.sinks import SinkError
+    from pipelines.service.assemble import build_service, stop_on_signals
+    from pipelines.service.console import ForecastPrinter
+    from pipelines.service.settings import load_settings
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -270,9 +270,9 @@ def run(config_path: Path, log_level: str, exit_when_idle: float) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="Send only the first N events.")
 def feed_cmd(files: tuple[Path, ...], config_path: Path, rate: float, limit: int | None) -> None:
     """Play timestamp,value CSV recordings into the input topic, one series per file."""
-    from pipelines.feed import feed, kafka_feed, load_recordings
-    from pipelines.kafka_io import make_producer
-    from pipelines.settings import load_settings
+    from pipelines.kafka.source import make_producer
+    from pipelines.service.feed import feed, kafka_feed, load_recordings
+    from pipelines.service.settings import load_settings
 
     try:
         settings = load_settings(config_path)
@@ -309,7 +309,7 @@ def bench_kafka(bootstrap: str | None, api_version: str, series: int, events_per
                 rounds: int, config_path: Path, librdkafka: bool,
                 as_json: bool) -> None:  # fmt: skip
     """The full service's events/s beside a bare consumer's, on the same broker and topic."""
-    from pipelines.benchmarks import kafka
+    from pipelines.bench import kafka
 
     try:
         result = kafka.run(bootstrap, api_version, series, events_per_series, rounds, config_path,
@@ -392,7 +392,7 @@ def bench_kafka(bootstrap: str | None, api_version: str, series: int, events_per
 def bench_soak(events: int, series: int, rate: float, sample_seconds: float, config_path: Path,
                bootstrap: str | None, api_version: str, as_json: bool) -> None:  # fmt: skip
     """Millions of events through the broker: memory and latency per window, over time."""
-    from pipelines.benchmarks import soak
+    from pipelines.bench import soak
 
     try:
         result = soak.run(events, series, rate, sample_seconds, config_path, bootstrap,
@@ -425,7 +425,7 @@ def bench_soak(events: int, series: int, rate: float, sample_seconds: float, con
 
 def _register() -> None:
     """Commands that live in their own modules."""
-    from pipelines.replay_cmd import bench_replay_command, replay_command
+    from pipelines.replay.command import bench_replay_command, replay_command
 
     main.add_command(replay_command)
     bench.add_command(bench_replay_command)

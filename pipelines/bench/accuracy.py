@@ -18,7 +18,7 @@ import numpy as np
 
 from forecaster import ForecasterConfig, LastValue, OnlineForecaster, SeasonalNaive
 from forecaster.evaluate import Scores, evaluate, tune_ewma
-from pipelines.datasets import NAB_STREAMS, Recording, etth1, nab
+from pipelines.bench.datasets import NAB_STREAMS, Recording, etth1, nab
 
 WARMUP = 0.1
 STEPS = (1, 12)

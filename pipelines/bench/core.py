@@ -1,7 +1,7 @@
 """``forecaster bench core``: the GRU kernels against PyTorch on this machine.
 
 Every figure is measured in the same process, alternating between the contenders
-(see :mod:`pipelines.benchmarks.timing`), with PyTorch and BLAS limited to one thread
+(see :mod:`pipelines.bench.timing`), with PyTorch and BLAS limited to one thread
 and both sides in float64. PyTorch is only needed here and in tests; it is imported
 lazily so the service never depends on it.
 """
@@ -17,7 +17,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from forecaster.core import Adam, GRUSpec, Trainer, gru_step, step_workspace
-from pipelines.benchmarks.timing import per_call_seconds, side_by_side
+from pipelines.bench.timing import per_call_seconds, side_by_side
 
 INPUT_SIZE = 4
 

@@ -29,7 +29,7 @@ class Recording:
 def data_root() -> Path:
     """``$FORECASTER_DATA``, else ``../shared/data`` beside the repository."""
     env = os.environ.get("FORECASTER_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def epoch_seconds(column: pd.Series) -> F64Array:

@@ -18,7 +18,7 @@ import numpy as np
 
 from forecaster import ForecasterConfig, OnlineForecaster
 from forecaster.core import F64Array
-from pipelines.datasets import etth1
+from pipelines.bench.datasets import etth1
 
 TRAIN_END, TEST_START, TEST_END = 8640, 11520, 14400
 PUBLISHED = {24: {"last value": (0.034, 0.139)},

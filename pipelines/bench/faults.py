@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from forecaster import ForecasterConfig, OnlineForecaster
-from pipelines.modelconfig import read_toml
+from pipelines.configs import read_toml
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "sensors.toml"
 BEFORE, FAULT, AFTER = 3000, 300, 3000

@@ -33,11 +33,11 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from forecaster import ForecasterConfig, OnlineForecaster
-from pipelines.kafka_io import client_options, make_producer
-from pipelines.localkafka import LOCAL_API_VERSION, local_broker
-from pipelines.records import Decoder, Message
-from pipelines.settings import KafkaSettings, Settings, load_settings
-from pipelines.sinks import ForecastBatch, encode_forecasts
+from pipelines.engine.records import Decoder, Message
+from pipelines.engine.sinks import ForecastBatch, encode_forecasts
+from pipelines.kafka.local import LOCAL_API_VERSION, local_broker
+from pipelines.kafka.source import client_options, make_producer
+from pipelines.service.settings import KafkaSettings, Settings, load_settings
 
 # A thousand series is a fleet: sensors.toml's long histories (tuned on single
 # recordings) would make every checkpoint hold gigabytes here.
@@ -100,7 +100,7 @@ def bare_consumer(
 
 def full_service(base: Settings, topic: str, n: int, work: Path) -> tuple[float, dict[str, Any]]:
     """Seconds the service takes from its first records to ``n`` events committed."""
-    from pipelines.service import build_service
+    from pipelines.service.assemble import build_service
 
     run = uuid.uuid4().hex[:8]
     settings = base.model_copy(update={

@@ -24,8 +24,8 @@ from threadpoolctl import threadpool_limits
 from forecaster import ForecasterConfig
 from forecaster.core import F64Array
 from forecaster.evaluate import score
-from pipelines.files import parse_file
-from pipelines.replay import errors_of, prior_index, run_loop
+from pipelines.files.source import parse_file
+from pipelines.replay.run import errors_of, prior_index, run_loop
 
 WARMUP = 0.1
 SNARIMAX = "River SNARIMAX(p=6, d=1, q=2), SGD 0.001"

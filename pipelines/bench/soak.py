@@ -26,11 +26,11 @@ import numpy as np
 import orjson
 from kafka import KafkaProducer
 
-from pipelines.kafka_io import client_options
-from pipelines.localkafka import LOCAL_API_VERSION, local_broker
-from pipelines.loop import Runner
-from pipelines.settings import KafkaSettings, load_settings
-from pipelines.sinks import ForecastBatch
+from pipelines.engine.loop import Runner
+from pipelines.engine.sinks import ForecastBatch
+from pipelines.kafka.local import LOCAL_API_VERSION, local_broker
+from pipelines.kafka.source import client_options
+from pipelines.service.settings import KafkaSettings, load_settings
 
 FLEET = Path(__file__).resolve().parents[2] / "config" / "fleet.toml"
 
@@ -208,7 +208,7 @@ def run(
     processed for ``stall_seconds`` (producer failed, broker gone, service stuck) stops
     with an error saying what each part was doing.
     """
-    from pipelines.service import build_service
+    from pipelines.service.assemble import build_service
 
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="soak-")))

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from forecaster import OnlineForecaster
-from pipelines.checkpoint import Checkpoint, CheckpointError, CheckpointStore
-from pipelines.records import Decoder, Rejected
-from pipelines.sinks import (
+from pipelines.engine.checkpoint import Checkpoint, CheckpointError, CheckpointStore
+from pipelines.engine.records import Decoder, Rejected
+from pipelines.engine.sinks import (
     DeadLetterSink,
     ForecastBatch,
     ForecastSink,
@@ -34,8 +34,8 @@ from pipelines.sinks import (
     encode_forecasts,
     iso_times,
 )
-from pipelines.sources import TP, Source
-from pipelines.task import PartitionTask
+from pipelines.engine.sources import TP, Source
+from pipelines.engine.task import PartitionTask
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class LoopObserver(Protocol):
 
 
 class Runner:
-    """Drives a :class:`~pipelines.sources.Source` into the sinks, one task per partition."""
+    """Drives a :class:`~pipelines.engine.sources.Source` into the sinks, one task per partition."""
 
     def __init__(
         self,

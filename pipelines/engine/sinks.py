@@ -39,7 +39,7 @@ import orjson
 from forecaster.core import F64Array
 from forecaster.core.params import I64Array
 from forecaster.stream import BoolArray
-from pipelines.records import Rejected
+from pipelines.engine.records import Rejected
 
 
 class SinkError(RuntimeError):

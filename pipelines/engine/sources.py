@@ -1,6 +1,6 @@
 """Where records come from: the protocol the run loop reads, and an in-memory source.
 
-The Kafka source (:mod:`pipelines.kafka_io`) and :class:`MemorySource` (replays, tests)
+The Kafka source (:mod:`pipelines.kafka.source`) and :class:`MemorySource` (replays, tests)
 give the loop the same things: batches of records per partition, assignment callbacks,
 seeking, pausing and committing. The loop never knows which one it has.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
-from pipelines.records import EventBatch, Message, Record
+from pipelines.engine.records import EventBatch, Message, Record
 
 TP = tuple[str, int]  # (topic, partition); kafka-python's TopicPartition is one
 # What a poll gives per partition: messages (decoded by the partition's task), or events

@@ -7,7 +7,7 @@ state moves whole (through its checkpoint) with it. A series lives in one partit
 because messages are keyed by series.
 
 Records arrive either as Kafka messages, decoded here into an
-:class:`~pipelines.records.EventBatch`, or already as columns (a file source), and are
+:class:`~pipelines.engine.records.EventBatch`, or already as columns (a file source), and are
 learned the same way from then on: one ``model.learn`` call per batch of the backlog.
 """
 
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from forecaster import OnlineForecaster
-from pipelines.records import OUT_OF_ORDER, Decoder, EventBatch, Record, Rejected
-from pipelines.sinks import ForecastBatch
+from pipelines.engine.records import OUT_OF_ORDER, Decoder, EventBatch, Record, Rejected
+from pipelines.engine.sinks import ForecastBatch
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A file is one input partition: its rows are its records (offset = the data row, from 0)
 and the loop learns them exactly as it learns a Kafka partition, but from
-:class:`~pipelines.records.EventBatch` columns, with no message per row.
+:class:`~pipelines.engine.records.EventBatch` columns, with no message per row.
 
 Columns are found by name unless given: the time is the first of ``timestamp``,
 ``time``, ``ts``, ``date``, ``datetime`` (any case), else the first text column that
@@ -27,7 +27,7 @@ import orjson
 import pandas as pd
 
 from forecaster.core import F64Array
-from pipelines.records import (
+from pipelines.engine.records import (
     MISSING_FEATURE,
     MISSING_FIELD,
     NON_FINITE,
@@ -35,7 +35,7 @@ from pipelines.records import (
     Message,
     Rejected,
 )
-from pipelines.sources import TP, Listener, LocalPartitions
+from pipelines.engine.sources import TP, Listener, LocalPartitions
 
 SUFFIXES = (".csv", ".parquet", ".pq")
 TIME_NAMES = ("timestamp", "time", "ts", "date", "datetime")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "broker"
+SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "broker"
 LOCAL_API_VERSION = "0.9"
 
 

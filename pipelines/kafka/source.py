@@ -16,10 +16,10 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.partitioner import DefaultPartitioner
 from kafka.structs import OffsetAndMetadata
 
-from pipelines.records import Record, Rejected
-from pipelines.settings import KafkaSettings
-from pipelines.sinks import ForecastBatch, SinkError, encode_dead_letter
-from pipelines.sources import TP, Listener
+from pipelines.engine.records import Record, Rejected
+from pipelines.engine.sinks import ForecastBatch, SinkError, encode_dead_letter
+from pipelines.engine.sources import TP, Listener
+from pipelines.service.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.files import Columns, InputError, ParsedFile
-from pipelines.records import Decoder, Record
+from pipelines.engine.records import Decoder, Record
+from pipelines.files.source import Columns, InputError, ParsedFile
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "sensors.toml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "sensors.toml"
 
 
 def _fail(msg: str) -> NoReturn:
@@ -85,9 +85,9 @@ def replay_command(
     a Kafka topic in the service's message format. The forecasts are scored beside three
     baselines (last value, seasonal naive, EWMA).
     """
-    from pipelines.files import Columns, InputError
-    from pipelines.modelconfig import load_model_config
-    from pipelines.replay import ReplayOptions, labels_for, read_input, replay
+    from pipelines.configs import load_model_config
+    from pipelines.files.source import Columns, InputError
+    from pipelines.replay.run import ReplayOptions, labels_for, read_input, replay
 
     paths = list(configs) or [DEFAULT_CONFIG]
     overrides: dict[str, Any] = {}
@@ -114,7 +114,7 @@ def replay_command(
         _fail("give either INPUT (a file or folder) or --topic, not both")
     try:
         if topic is not None:
-            from pipelines.topic_input import TopicRange, read_topic
+            from pipelines.kafka.topics import TopicRange, read_topic
 
             rng = TopicRange(topic, bootstrap, from_offset, to_offset, from_time, to_time,
                              api_version)  # fmt: skip
@@ -150,7 +150,7 @@ def replay_command(
                 bar.update(task, completed=n, rate=f"{speed:,.0f} events/s" if speed else "")
 
             result = replay(files, parse_seconds, labelled, opts, progress)
-    from pipelines.report import write_report
+    from pipelines.replay.report import write_report
 
     written = write_report(result, opts)
     if as_json:
@@ -229,9 +229,9 @@ def bench_replay_command(
 
     River's SNARIMAX and HoltWinters run on the same file and horizon, in the same run.
     """
-    from pipelines.benchmarks import replay as bench
-    from pipelines.datasets import NAB, data_root
-    from pipelines.modelconfig import load_model_config
+    from pipelines.bench import replay as bench
+    from pipelines.bench.datasets import NAB, data_root
+    from pipelines.configs import load_model_config
 
     if path is None:
         path = data_root() / NAB / "machine_temperature_system_failure.csv"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.replay import BASELINES, Replay, ReplayOptions, Run, forecasts_path, prior_index
+from pipelines.replay.run import BASELINES, Replay, ReplayOptions, Run, forecasts_path, prior_index
 
 ZOOM = 500  # events in the close-up of the forecast plot
 _PNG_META = {"Software": None}  # no version stamp: the same run draws the same bytes

@@ -1,7 +1,7 @@
 """``forecaster replay``: a backtest through the service's own run loop, and its scores.
 
-Recorded files become partitions of a :class:`~pipelines.files.FileSource`, and the
-:class:`~pipelines.loop.Runner` learns them exactly as it learns Kafka partitions (one
+Recorded files become partitions of a :class:`~pipelines.files.source.FileSource`, and the
+:class:`~pipelines.engine.loop.Runner` learns them exactly as it learns Kafka partitions (one
 model per partition, the same retraining schedule, the same rejections), with event
 time as its clock. The forecasts it emits are then scored prequentially, beside last
 value, seasonal naive and EWMA fed the same events, by one scorer for all.
@@ -31,12 +31,12 @@ from forecaster.core import F64Array
 from forecaster.core.params import I64Array
 from forecaster.evaluate import score, tune_ewma
 from forecaster.stream import StreamModel
-from pipelines.checkpoint import Checkpoint, CheckpointStore
-from pipelines.files import Columns, FileSource, ParsedFile, input_files, parse_file
-from pipelines.loop import LoopSettings, Runner
-from pipelines.records import EventBatch, Rejected
-from pipelines.sinks import ForecastBatch, ListDeadLetters
-from pipelines.sources import TP
+from pipelines.engine.checkpoint import Checkpoint, CheckpointStore
+from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.records import EventBatch, Rejected
+from pipelines.engine.sinks import ForecastBatch, ListDeadLetters
+from pipelines.engine.sources import TP
+from pipelines.files.source import Columns, FileSource, ParsedFile, input_files, parse_file
 
 MODEL = "model"
 BASELINES = ("last value", "seasonal naive", "ewma")

@@ -1,9 +1,9 @@
 """``forecaster run``: the long-running service, assembled from its settings.
 
-Kafka source -> :class:`~pipelines.loop.Runner` -> Kafka forecast topic (and optional
+Kafka source -> :class:`~pipelines.engine.loop.Runner` -> Kafka forecast topic (and optional
 JSONL / CSV copies), rejected records to the dead-letter topic, checkpoints in a folder.
 SIGTERM or SIGINT finishes the batch in hand, flushes, checkpoints, commits and exits.
-Metrics (:mod:`pipelines.telemetry`) are served on ``[metrics] host:port`` from before the
+Metrics (:mod:`pipelines.service.telemetry`) are served on ``[metrics] host:port`` from before the
 kernels compile (``/healthz`` answers during warm-up) until the loop has finished.
 """
 
@@ -24,19 +24,19 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from threadpoolctl import threadpool_limits
 
 from forecaster import ForecasterConfig, OnlineForecaster
-from pipelines.checkpoint import CheckpointStore
-from pipelines.kafka_io import (
+from pipelines.engine.checkpoint import CheckpointStore
+from pipelines.engine.loop import LoopSettings, LoopStats, Runner
+from pipelines.engine.sinks import CsvSink, FanOut, ForecastSink, JsonlSink
+from pipelines.kafka.source import (
     KafkaDeadLetterSink,
     KafkaForecastSink,
     KafkaSource,
     make_consumer,
     make_producer,
 )
-from pipelines.loop import LoopSettings, LoopStats, Runner
-from pipelines.metrics_server import MetricsServer
-from pipelines.settings import Settings
-from pipelines.sinks import CsvSink, FanOut, ForecastSink, JsonlSink
-from pipelines.telemetry import Telemetry
+from pipelines.service.http import MetricsServer
+from pipelines.service.settings import Settings
+from pipelines.service.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from pipelines.sinks import ForecastBatch, iso_times
+from pipelines.engine.sinks import ForecastBatch, iso_times
 
 
 class ForecastPrinter:

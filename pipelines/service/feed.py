@@ -18,8 +18,8 @@ import orjson
 import pandas as pd
 from kafka import KafkaProducer
 
-from pipelines.datasets import epoch_seconds
-from pipelines.kafka_io import DeliveryError
+from pipelines.bench.datasets import epoch_seconds
+from pipelines.kafka.source import DeliveryError
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The metrics endpoint: ``/metrics``, ``/healthz`` and ``/readyz`` over HTTP.
 
-What is served is declared in :mod:`pipelines.telemetry`; this module only answers
+What is served is declared in :mod:`pipelines.service.telemetry`; this module only answers
 requests, on a daemon thread, at the configured address (loopback by default).
 """
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from forecaster import ForecasterConfig
-from pipelines.modelconfig import read_toml
+from pipelines.configs import read_toml
 
 ENV_PREFIX = "FORECASTER_"
 

@@ -2,12 +2,12 @@
 
 Most values are read from the run loop's state when Prometheus scrapes (a custom
 collector); the loop reports only what state does not keep: each batch's processing time
-(:class:`~pipelines.loop.LoopObserver`) and each batch's forecasts and realised errors
-(a :data:`~pipelines.loop.BatchListener`). Both run on the loop's thread; a lock guards
+(:class:`~pipelines.engine.loop.LoopObserver`) and each batch's forecasts and realised errors
+(a :data:`~pipelines.engine.loop.BatchListener`). Both run on the loop's thread; a lock guards
 what the scrape thread reads. The consumer lag is sampled there too, after every poll:
 the Kafka consumer is not thread-safe, so the scrape thread never calls it.
 
-Labels are bounded: ``reason`` (:data:`pipelines.records.REASONS`), ``outcome`` and
+Labels are bounded: ``reason`` (:data:`pipelines.engine.records.REASONS`), ``outcome`` and
 ``weights`` (three and two values), ``topic`` / ``partition`` (the input topic's partitions),
 ``step`` (1..horizon) and ``series``, only for the allow-list ``[metrics] forecast_series``.
 
@@ -79,12 +79,12 @@ from prometheus_client.utils import floatToGoString
 
 from forecaster import OnlineForecaster
 from forecaster.core import F64Array
-from pipelines.loop import BatchTiming, Runner
-from pipelines.records import REASONS
-from pipelines.settings import MetricsSettings
-from pipelines.sinks import ForecastBatch
-from pipelines.sources import TP
-from pipelines.task import PartitionTask
+from pipelines.engine.loop import BatchTiming, Runner
+from pipelines.engine.records import REASONS
+from pipelines.engine.sinks import ForecastBatch
+from pipelines.engine.sources import TP
+from pipelines.engine.task import PartitionTask
+from pipelines.service.settings import MetricsSettings
 
 log = logging.getLogger(__name__)
 _go_float = cast(Callable[[float], str], floatToGoString)  # how prometheus_client writes "le"

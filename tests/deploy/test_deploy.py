@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from pipelines.settings import MetricsSettings, load_settings
-from pipelines.telemetry import Telemetry
+from pipelines.service.settings import MetricsSettings, load_settings
+from pipelines.service.telemetry import Telemetry
+from tests.pipelines.service.test_telemetry import drain, make_runner
 from tests.pipelines.streams import MODEL, sensor_events
-from tests.pipelines.test_telemetry import drain, make_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"

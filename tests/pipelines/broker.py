@@ -19,7 +19,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from pipelines import localkafka
+from pipelines.kafka import local as localkafka
 
 PARTITIONS = 4
 

@@ -54,8 +54,8 @@ def test_bench_scale_quick_reports_memory_and_cost_ratio() -> None:
 
 def test_accuracy_runner_scores_a_recording_beside_the_baselines() -> None:
     from forecaster import ForecasterConfig
-    from pipelines.benchmarks.accuracy import run_stream, verdict
-    from pipelines.datasets import Recording
+    from pipelines.bench.accuracy import run_stream, verdict
+    from pipelines.bench.datasets import Recording
 
     t = np.arange(3000.0) * 3600
     y = np.sin(2 * np.pi * t / 86400) + np.random.default_rng(0).normal(scale=0.1, size=t.size)

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from forecaster import ForecasterConfig
-from pipelines.benchmarks.kafka import (
+from pipelines.bench.kafka import (
     budget,
     encode_speed,
     forecast_messages,
@@ -62,8 +62,8 @@ def test_model_speed_times_learning_and_one_retrain_over_its_schedule() -> None:
 def test_librdkafka_without_its_package_is_an_error_naming_the_install() -> None:
     import importlib.util
 
-    from pipelines.benchmarks.kafka import librdkafka_produce_speed
-    from pipelines.settings import KafkaSettings
+    from pipelines.bench.kafka import librdkafka_produce_speed
+    from pipelines.service.settings import KafkaSettings
 
     if importlib.util.find_spec("confluent_kafka") is not None:
         pytest.skip("confluent-kafka is installed here")

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.datasets import data_root, epoch_seconds, nab
-from pipelines.modelconfig import load_model_config
+from pipelines.bench.datasets import data_root, epoch_seconds, nab
+from pipelines.configs import load_model_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_epoch_seconds_whatever_the_resolution() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.benchmarks import soak
+from pipelines.bench import soak
 from tests.conftest import needs_compiled_speed
 from tests.pipelines.streams import write_settings
 

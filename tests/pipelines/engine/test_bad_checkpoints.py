@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from forecaster import OnlineForecaster
-from pipelines.checkpoint import CheckpointError, CheckpointStore
-from pipelines.loop import LoopSettings, Runner
-from pipelines.sinks import ListDeadLetters, ListSink
-from pipelines.sources import MemorySource
+from pipelines.engine.checkpoint import CheckpointError, CheckpointStore
+from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.sinks import ListDeadLetters, ListSink
+from pipelines.engine.sources import MemorySource
 from tests.pipelines.broker import Broker
+from tests.pipelines.engine.test_loop import CLOCK, drain, partitions
 from tests.pipelines.streams import MODEL, sensor_events, write_settings
-from tests.pipelines.test_loop import CLOCK, drain, partitions
 
 MSGS = sensor_events(n_series=3, per_series=40, seed=6)
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.checkpoint import Checkpoint, CheckpointError, CheckpointStore
+from pipelines.engine.checkpoint import Checkpoint, CheckpointError, CheckpointStore
 
 
 def ckpt(offset: int, snapshot: bytes = b"model-bytes") -> Checkpoint:

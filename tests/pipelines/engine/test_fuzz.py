@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from forecaster import OnlineForecaster
-from pipelines.checkpoint import CheckpointStore
-from pipelines.loop import LoopSettings, Runner
-from pipelines.records import (
+from pipelines.engine.checkpoint import CheckpointStore
+from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.records import (
     MAX_ABS_VALUE,
     MAX_SERIES_BYTES,
     MAX_TS,
@@ -29,8 +29,8 @@ from pipelines.records import (
     Decoder,
     Message,
 )
-from pipelines.sinks import ListDeadLetters, ListSink, decode_dead_letter, encode_dead_letter
-from pipelines.sources import MemorySource
+from pipelines.engine.sinks import ListDeadLetters, ListSink, decode_dead_letter, encode_dead_letter
+from pipelines.engine.sources import MemorySource
 from tests.pipelines.streams import MODEL
 
 numbers = st.one_of(

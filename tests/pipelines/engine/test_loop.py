@@ -14,11 +14,10 @@ from prometheus_client import CollectorRegistry
 
 from forecaster import OnlineForecaster
 from forecaster.retrain import RetrainJob
-from pipelines.checkpoint import Checkpoint, CheckpointStore
-from pipelines.loop import LoopSettings, Runner
-from pipelines.records import Message, Record, Rejected
-from pipelines.settings import MetricsSettings
-from pipelines.sinks import (
+from pipelines.engine.checkpoint import Checkpoint, CheckpointStore
+from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.records import Message, Record, Rejected
+from pipelines.engine.sinks import (
     CsvSink,
     FanOut,
     ForecastBatch,
@@ -27,8 +26,9 @@ from pipelines.sinks import (
     ListSink,
     SinkError,
 )
-from pipelines.sources import TP, MemorySource
-from pipelines.telemetry import Telemetry
+from pipelines.engine.sources import TP, MemorySource
+from pipelines.service.settings import MetricsSettings
+from pipelines.service.telemetry import Telemetry
 from tests.pipelines.streams import MODEL, sensor_events
 
 CLOCK = 1.7e9

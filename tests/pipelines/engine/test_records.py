@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 import pytest
 
-from pipelines.records import REASONS, Decoder, Message
+from pipelines.engine.records import REASONS, Decoder, Message
 
 
 def msg(value: bytes | None, key: bytes | None = None, offset: int = 0) -> Message:

@@ -7,8 +7,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.records import MAX_TS, MIN_TS
-from pipelines.sinks import ForecastBatch, encode_forecasts, iso_times
+from pipelines.engine.records import MAX_TS, MIN_TS
+from pipelines.engine.sinks import ForecastBatch, encode_forecasts, iso_times
 
 # orjson writes datetime64 up to 9999-12-30T22:00; beyond, the text comes from datetime.
 ORJSON_MAX_TS = 253_402_207_200.0

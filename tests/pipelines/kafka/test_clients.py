@@ -9,8 +9,8 @@ import uuid
 import pytest
 from kafka import TopicPartition
 
-from pipelines.kafka_io import make_consumer, make_producer
-from pipelines.settings import KafkaSettings
+from pipelines.kafka.source import make_consumer, make_producer
+from pipelines.service.settings import KafkaSettings
 from tests.pipelines.broker import PARTITIONS, Broker
 
 pytestmark = pytest.mark.kafka

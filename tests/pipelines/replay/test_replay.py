@@ -15,13 +15,13 @@ from click.testing import CliRunner
 
 from forecaster import OnlineForecaster
 from pipelines.cli import main
-from pipelines.files import Columns, FileSource, parse_file
-from pipelines.loop import LoopSettings, Runner
-from pipelines.records import Message
-from pipelines.replay import NullStore, run_loop
-from pipelines.sinks import ListDeadLetters, ListSink
-from pipelines.sources import MemorySource
-from pipelines.task import PartitionTask
+from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.records import Message
+from pipelines.engine.sinks import ListDeadLetters, ListSink
+from pipelines.engine.sources import MemorySource
+from pipelines.engine.task import PartitionTask
+from pipelines.files.source import Columns, FileSource, parse_file
+from pipelines.replay.run import NullStore, run_loop
 from tests.conftest import needs_jit
 from tests.pipelines.streams import MODEL, write_settings
 
@@ -173,7 +173,7 @@ def test_file_source_feeds_the_loop_in_any_batch_size_with_the_same_result(
 ) -> None:
     ts, values = irregular_rows()
     parsed = parse_file(csv_file(tmp_path / "s.csv", ts, values), Columns())
-    from pipelines.modelconfig import load_model_config
+    from pipelines.configs import load_model_config
 
     cfg = load_model_config(config(tmp_path, MODEL))
     a, b = run_loop([parsed], cfg, batch=5), run_loop([parsed], cfg, batch=1000)
@@ -185,7 +185,7 @@ def test_file_source_feeds_the_loop_in_any_batch_size_with_the_same_result(
 
 def test_a_partition_task_takes_part_of_its_backlog_and_keeps_offsets_in_order() -> None:
     model = OnlineForecaster({**MODEL, "retrain_every": 0, "first_retrain": 0})
-    from pipelines.records import Decoder
+    from pipelines.engine.records import Decoder
 
     task = PartitionTask("t", 0, model, None, Decoder())
     msgs = [Message("t", 0, i, b"s", orjson.dumps({"series": "s", "ts": 1000 * i, "value": i}))
@@ -358,7 +358,7 @@ def test_columns_are_found_for_the_common_layouts(tmp_path: Path) -> None:
 
 
 def test_events_polled_again_after_a_seek_back_are_skipped(tmp_path: Path) -> None:
-    from pipelines.records import Decoder
+    from pipelines.engine.records import Decoder
 
     ts, values = irregular_rows()
     parsed = parse_file(csv_file(tmp_path / "s.csv", ts, values), Columns())

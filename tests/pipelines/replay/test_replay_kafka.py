@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
-from pipelines.service import build_service
-from pipelines.settings import load_settings
-from pipelines.sinks import iso_times
+from pipelines.engine.sinks import iso_times
+from pipelines.service.assemble import build_service
+from pipelines.service.settings import load_settings
 from tests.pipelines.broker import Broker
 from tests.pipelines.streams import MODEL, sensor_events, write_settings
 

@@ -14,11 +14,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipelines.checkpoint import CheckpointStore
-from pipelines.settings import load_settings
+from pipelines.engine.checkpoint import CheckpointStore
+from pipelines.service.settings import load_settings
 from tests.pipelines.broker import Broker, EndOffsets
-from tests.pipelines.streams import MODEL, sensor_events, write_settings
-from tests.pipelines.test_service_kafka import (
+from tests.pipelines.service.test_service_kafka import (
     count_output,
     distinct_forecasts,
     fresh_topics,
@@ -27,6 +26,7 @@ from tests.pipelines.test_service_kafka import (
     stop_service,
     wait_for,
 )
+from tests.pipelines.streams import MODEL, sensor_events, write_settings
 
 pytestmark = pytest.mark.kafka
 KILLS = 20
@@ -72,10 +72,10 @@ def test_kill_9_at_random_points_never_loses_or_changes_a_forecast(
             break  # all done before this kill: the rest would find nothing to do
     output.consumer.close()
     assert kills >= KILLS // 2, "the stream ended before half the kill points"
-    lives = log.read_text().count("pipelines.loop: assigned [")
+    lives = log.read_text().count("pipelines.engine.loop: assigned [")
     proc = start_service(config, log)
     ends = broker.end_offsets(topics["input"])
-    wait_for(lambda: log.read_text().count("pipelines.loop: assigned [") > lives)
+    wait_for(lambda: log.read_text().count("pipelines.engine.loop: assigned [") > lives)
     wait_for(lambda: broker.committed(topics["input"], group) == ends, 240)  # caught up
     assert len(distinct_forecasts(broker, topics["output"])) == len(msgs)
     assert stop_service(proc) == 0, log.read_text()[-3000:]

@@ -14,17 +14,17 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from pipelines.benchmarks.faults import BEFORE, FAULT, fault_stream
-from pipelines.modelconfig import read_toml
-from pipelines.service import build_service
-from pipelines.settings import load_settings
+from pipelines.bench.faults import BEFORE, FAULT, fault_stream
+from pipelines.configs import read_toml
+from pipelines.service.assemble import build_service
+from pipelines.service.settings import load_settings
 from tests.conftest import needs_compiled_speed
 from tests.pipelines.broker import Broker
+from tests.pipelines.service.test_service_kafka import fresh_topics, run_in_thread
 from tests.pipelines.streams import T0_MS, write_settings
-from tests.pipelines.test_service_kafka import fresh_topics, run_in_thread
 
 pytestmark = pytest.mark.kafka
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @needs_compiled_speed

@@ -7,11 +7,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipelines.datasets import data_root
-from pipelines.feed import feed, load_recordings
+from pipelines.bench.datasets import data_root
+from pipelines.service.feed import feed, load_recordings
 from tests.conftest import needs_compiled_speed
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def write(path: Path, text: str) -> Path:

@@ -12,11 +12,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipelines.localkafka import LOCAL_API_VERSION, LocalBroker
-from pipelines.settings import load_settings
+from pipelines.kafka.local import LOCAL_API_VERSION, LocalBroker
+from pipelines.service.settings import load_settings
 from tests.pipelines.broker import PARTITIONS, Broker
-from tests.pipelines.streams import MODEL, sensor_events, write_settings
-from tests.pipelines.test_service_kafka import (
+from tests.pipelines.service.test_service_kafka import (
     by_event,
     count_output,
     distinct_forecasts,
@@ -25,6 +24,7 @@ from tests.pipelines.test_service_kafka import (
     stop_service,
     wait_for,
 )
+from tests.pipelines.streams import MODEL, sensor_events, write_settings
 
 pytestmark = pytest.mark.kafka
 

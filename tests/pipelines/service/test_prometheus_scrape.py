@@ -20,11 +20,11 @@ from urllib.request import urlopen
 import orjson
 import pytest
 
-from pipelines.service import build_service
-from pipelines.settings import load_settings
+from pipelines.service.assemble import build_service
+from pipelines.service.settings import load_settings
 from tests.pipelines.broker import Broker
+from tests.pipelines.service.test_service_kafka import fresh_topics, run_in_thread, wait_for
 from tests.pipelines.streams import MODEL, sensor_events, write_settings
-from tests.pipelines.test_service_kafka import fresh_topics, run_in_thread, wait_for
 
 pytestmark = pytest.mark.kafka
 

@@ -14,14 +14,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from forecaster import OnlineForecaster
-from pipelines.checkpoint import CheckpointStore
-from pipelines.loop import LoopSettings, Runner
-from pipelines.metrics_server import MetricsServer
-from pipelines.service import build_service
-from pipelines.settings import MetricsSettings, load_settings
-from pipelines.sinks import ListDeadLetters, ListSink
-from pipelines.sources import MemorySource
-from pipelines.telemetry import Telemetry
+from pipelines.engine.checkpoint import CheckpointStore
+from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.sinks import ListDeadLetters, ListSink
+from pipelines.engine.sources import MemorySource
+from pipelines.service.assemble import build_service
+from pipelines.service.http import MetricsServer
+from pipelines.service.settings import MetricsSettings, load_settings
+from pipelines.service.telemetry import Telemetry
 from tests.pipelines.broker import Broker
 from tests.pipelines.streams import MODEL, write_settings
 

@@ -18,13 +18,13 @@ import orjson
 import pytest
 
 from forecaster import OnlineForecaster
-from pipelines.checkpoint import CheckpointStore
-from pipelines.loop import LoopSettings, Runner
-from pipelines.records import Message
-from pipelines.service import Service, build_service
-from pipelines.settings import Settings, load_settings
-from pipelines.sinks import ListDeadLetters, ListSink, decode_dead_letter
-from pipelines.sources import MemorySource
+from pipelines.engine.checkpoint import CheckpointStore
+from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.records import Message
+from pipelines.engine.sinks import ListDeadLetters, ListSink, decode_dead_letter
+from pipelines.engine.sources import MemorySource
+from pipelines.service.assemble import Service, build_service
+from pipelines.service.settings import Settings, load_settings
 from tests.pipelines.broker import Broker, EndOffsets
 from tests.pipelines.streams import MODEL, sensor_events, write_settings
 
@@ -188,9 +188,9 @@ def held(log: Path) -> set[int]:
     """The partitions a service holds, from its latest "assigned" / "revoked" log line."""
     parts: set[int] = set()
     for line in log.read_text().splitlines():
-        if "pipelines.loop: assigned [" in line:
+        if "pipelines.engine.loop: assigned [" in line:
             parts |= {int(p) for p in re.findall(r", (\d+)\)", line)}
-        elif "pipelines.loop: revoked [" in line:
+        elif "pipelines.engine.loop: revoked [" in line:
             parts -= {int(p) for p in re.findall(r", (\d+)\)", line)}
     return parts
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.kafka_io import client_options
-from pipelines.settings import Settings, load_settings
+from pipelines.kafka.source import client_options
+from pipelines.service.settings import Settings, load_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = ROOT / "config" / "sensors.toml"
 
 

@@ -15,14 +15,14 @@ from prometheus_client import CollectorRegistry
 
 from forecaster import OnlineForecaster
 from forecaster.retrain import RetrainJob, RetrainResult
-from pipelines.checkpoint import CheckpointStore
-from pipelines.loop import LoopSettings, Runner
-from pipelines.metrics_server import MetricsServer
-from pipelines.records import REASONS, Message, Record
-from pipelines.settings import MetricsSettings, load_settings
-from pipelines.sinks import ListDeadLetters, ListSink
-from pipelines.sources import TP, MemorySource
-from pipelines.telemetry import ERROR_BUCKETS, Telemetry
+from pipelines.engine.checkpoint import CheckpointStore
+from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.records import REASONS, Message, Record
+from pipelines.engine.sinks import ListDeadLetters, ListSink
+from pipelines.engine.sources import TP, MemorySource
+from pipelines.service.http import MetricsServer
+from pipelines.service.settings import MetricsSettings, load_settings
+from pipelines.service.telemetry import ERROR_BUCKETS, Telemetry
 from tests.pipelines.streams import MODEL, sensor_events, write_settings
 
 TOPIC = "events"
