@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from forecaster.core import F64Array
+from pipelines.files.read import numbers, read_frame, times
 
 NAB = "NAB/realKnownCause"
 ETTH1_LOADS = ("HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL")
@@ -32,30 +32,21 @@ def data_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-def epoch_seconds(column: pd.Series) -> F64Array:
-    """Parse times (naive ones are taken as UTC) to float seconds since the epoch.
-
-    Works whatever resolution pandas picks (pandas 3 parses to microseconds, so a plain
-    ``astype('int64') / 1e9`` is off by 1000).
-    """
-    parsed = pd.to_datetime(column, utc=True)
-    seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-    return np.asarray(seconds, dtype=np.float64)
-
-
 def nab(name: str, root: Path | None = None) -> Recording:
     """A NAB ``realKnownCause`` file (``timestamp,value``) by its stem."""
-    df = pd.read_csv((root or data_root()) / NAB / f"{name}.csv")
-    return Recording(name, epoch_seconds(df["timestamp"]), df["value"].to_numpy(np.float64))
+    path = (root or data_root()) / NAB / f"{name}.csv"
+    df = read_frame(path)
+    return Recording(name, times(df, "timestamp", path), numbers(df, "value", path))
 
 
 def etth1(with_loads: bool = False, root: Path | None = None) -> Recording:
     """ETTh1's oil temperature ``OT``; with ``with_loads``, the six load columns as covariates."""
-    df = pd.read_csv((root or data_root()) / "ETDataset" / "ETTh1.csv")
-    cov = df[list(ETTH1_LOADS)].to_numpy(np.float64) if with_loads else None
+    path = (root or data_root()) / "ETDataset" / "ETTh1.csv"
+    df = read_frame(path)
+    cov = np.column_stack([numbers(df, c, path) for c in ETTH1_LOADS]) if with_loads else None
     names = ETTH1_LOADS if with_loads else ()
     name = "ETTh1 OT + loads" if with_loads else "ETTh1 OT"
-    return Recording(name, epoch_seconds(df["date"]), df["OT"].to_numpy(np.float64), cov, names)
+    return Recording(name, times(df, "date", path), numbers(df, "OT", path), cov, names)
 
 
 NAB_STREAMS = (

@@ -6,15 +6,14 @@ normal again; +1 MAE per block of 100 events, before and after the fault.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from forecaster import ForecasterConfig, OnlineForecaster
-from pipelines.configs import read_toml
+from pipelines.configs import ConfigFile, read_toml, shipped
 
-SHIPPED = Path(__file__).resolve().parents[2] / "config" / "sensors.toml"
+SHIPPED = shipped("sensors.toml")
 BEFORE, FAULT, AFTER = 3000, 300, 3000
 KINDS = ("alternating", "ramp", "spike")
 BLOCKS = (0, 100, 200, 500, 1000, 2900)  # events after the fault where a block starts
@@ -38,7 +37,7 @@ def fault_stream(kind: str, after: int = AFTER, seed: int = 1) -> np.ndarray:
     return y
 
 
-def run(config: Path = SHIPPED) -> list[dict[str, Any]]:
+def run(config: ConfigFile = SHIPPED) -> list[dict[str, Any]]:
     """One row per fault kind: +1 MAE before, and per block after, and retrain counts."""
     raw = read_toml(config)["model"]
     rows = []

@@ -33,15 +33,20 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from forecaster import ForecasterConfig, OnlineForecaster
-from pipelines.engine.records import Decoder, Message
-from pipelines.engine.sinks import ForecastBatch, encode_forecasts
+from forecaster.stream import Update
+from pipelines.configs import ConfigFile, shipped
+from pipelines.engine.batches import ForecastBatch
+from pipelines.engine.decode import Decoder
+from pipelines.engine.encode import encode_forecasts
+from pipelines.engine.records import Message
 from pipelines.kafka.local import LOCAL_API_VERSION, local_broker
-from pipelines.kafka.source import client_options, make_producer
-from pipelines.service.settings import KafkaSettings, Settings, load_settings
+from pipelines.kafka.options import KafkaSettings, consumer_options, producer_options
+from pipelines.kafka.sinks import make_producer
+from pipelines.service.settings import Settings, load_settings
 
 # A thousand series is a fleet: sensors.toml's long histories (tuned on single
 # recordings) would make every checkpoint hold gigabytes here.
-FLEET = Path(__file__).resolve().parents[2] / "config" / "fleet.toml"
+FLEET = shipped("fleet.toml")
 
 
 def sensor_messages(n_series: int, per_series: int, seed: int) -> list[tuple[bytes, bytes]]:
@@ -62,8 +67,8 @@ def sensor_messages(n_series: int, per_series: int, seed: int) -> list[tuple[byt
     return out
 
 
-def _produce(opts: dict[str, Any], topic: str, msgs: list[tuple[bytes, bytes]]) -> None:
-    prod = KafkaProducer(**opts, linger_ms=20, batch_size=512 * 1024)
+def _produce(cfg: KafkaSettings, topic: str, msgs: list[tuple[bytes, bytes]]) -> None:
+    prod = KafkaProducer(**producer_options(cfg, linger_ms=20, batch_size=512 * 1024))
     for key, value in msgs:
         prod.send(topic, key=key, value=value)
     prod.flush()
@@ -71,17 +76,18 @@ def _produce(opts: dict[str, Any], topic: str, msgs: list[tuple[bytes, bytes]]) 
 
 
 def bare_consumer(
-    opts: dict[str, Any], topic: str, n: int, max_poll_records: int
+    cfg: KafkaSettings, topic: str, n: int, max_poll_records: int
 ) -> tuple[float, float, int]:
     """Seconds a plain consumer takes to read ``n`` records of ``topic`` from the start.
 
     Also returns the CPU seconds this process spent on it (all its threads; waiting on
     the broker is not CPU time) and the topic's number of partitions.
     """
-    cons = KafkaConsumer(**opts, group_id=None, enable_auto_commit=False,
-                         max_poll_records=max_poll_records,
-                         max_partition_fetch_bytes=8 * 1024 * 1024,
-                         receive_message_max_bytes=2**31 - 1)  # as the service's  # fmt: skip
+    cons = KafkaConsumer(**consumer_options(
+        cfg, group_id=None, enable_auto_commit=False, max_poll_records=max_poll_records,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        receive_message_max_bytes=2**31 - 1,  # as the service's
+    ))  # fmt: skip
     tps = [TopicPartition(topic, p) for p in sorted(cons.partitions_for_topic(topic) or ())]
     cons.assign(tps)
     cons.seek_to_beginning(*tps)
@@ -163,10 +169,12 @@ def forecast_messages(n: int, horizon: int) -> ForecastBatch:
     rng = np.random.default_rng(0)
     t = 1.7e9 + np.arange(n, dtype=np.float64)
     steps = t[:, None] + 60.0 * np.arange(1, horizon + 1)
-    return ForecastBatch("t", 0, np.arange(n), [f"sensor-{i % 1000:04d}" for i in range(n)], t,
-                         rng.normal(size=n), steps, rng.normal(size=(n, horizon)),
-                         rng.normal(size=(n, horizon)), rng.normal(size=(n, horizon)),
-                         np.zeros(n, dtype=np.int64))  # fmt: skip
+    nan = np.full((n, horizon), np.nan)
+    upd = Update(np.ones(n, bool), [f"sensor-{i % 1000:04d}" for i in range(n)], t,
+                 rng.normal(size=n), rng.normal(size=(n, horizon)), rng.normal(size=(n, horizon)),
+                 rng.normal(size=(n, horizon)), steps, nan, np.zeros((n, horizon), bool),
+                 np.zeros(n, dtype=np.int64))  # fmt: skip
+    return ForecastBatch("t", 0, np.arange(n), upd, issued_at=1.7e9)
 
 
 def encode_speed(batch: ForecastBatch) -> tuple[float, list[tuple[bytes, bytes]]]:
@@ -174,7 +182,7 @@ def encode_speed(batch: ForecastBatch) -> tuple[float, list[tuple[bytes, bytes]]
     best, out = math.inf, []
     for _ in range(5):
         start = time.perf_counter()
-        out = encode_forecasts(batch, "2026-01-01T00:00:00Z")
+        out = encode_forecasts(batch)
         best = min(best, time.perf_counter() - start)
     return best / len(batch.series) * 1e6, out
 
@@ -318,7 +326,7 @@ def run(
     n_series: int = 1000,
     per_series: int = 100,
     rounds: int = 3,
-    config: Path = FLEET,
+    config: ConfigFile = FLEET,
     librdkafka: bool = False,
 ) -> dict[str, Any]:
     """Produce one topic, then time the bare consumer and the service on it, alternating.
@@ -336,16 +344,15 @@ def run(
         env = {"FORECASTER_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
                "FORECASTER_KAFKA__API_VERSION": api_version}  # fmt: skip
         settings = load_settings(config, env=env)
-        opts = client_options(KafkaSettings(bootstrap_servers=bootstrap, api_version=api_version))
         topic = f"bench-in-{uuid.uuid4().hex[:8]}"
-        _produce(opts, topic, msgs)
-        *_, partitions = bare_consumer(opts, topic, n, settings.kafka.max_poll_records)  # warm
+        _produce(settings.kafka, topic, msgs)
+        *_, partitions = bare_consumer(settings.kafka, topic, n, settings.kafka.max_poll_records)
         bare: list[float] = []
         bare_cpu: list[float] = []
         full: list[float] = []
         details: dict[str, Any] = {}
         for _ in range(rounds):
-            took, cpu, _ = bare_consumer(opts, topic, n, settings.kafka.max_poll_records)
+            took, cpu, _ = bare_consumer(settings.kafka, topic, n, settings.kafka.max_poll_records)
             bare.append(took)
             bare_cpu.append(cpu)
             took, details = full_service(settings, topic, n, work / "ckpt")

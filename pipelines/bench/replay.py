@@ -23,12 +23,32 @@ from threadpoolctl import threadpool_limits
 
 from forecaster import ForecasterConfig
 from forecaster.core import F64Array
+from forecaster.core.params import I64Array
 from forecaster.evaluate import score
 from pipelines.files.source import parse_file
-from pipelines.replay.run import errors_of, prior_index, run_loop
+from pipelines.replay.run import run_loop
+from pipelines.replay.scoring import prior_index
 
 WARMUP = 0.1
 SNARIMAX = "River SNARIMAX(p=6, d=1, q=2), SGD 0.001"
+
+
+def errors_of(
+    value: F64Array, yhat: F64Array, lower: F64Array, upper: F64Array, prev: I64Array
+) -> tuple[F64Array, np.ndarray]:
+    """``value - forecast`` of the forecasts issued 1..K events earlier, and coverage.
+
+    Per event and step: the error, and whether the value fell inside that forecast's
+    interval (NaN / False where there was no forecast). River's forecasts are scored
+    this way; this project's models report their own errors as they learn.
+    """
+    valid = prev >= 0
+    src = np.where(valid, prev, 0)
+    steps = np.arange(yhat.shape[1])[None, :]
+    y = value[:, None]
+    err = np.where(valid, y - yhat[src, steps], np.nan)
+    hit = valid & (lower[src, steps] <= y) & (y <= upper[src, steps])
+    return err, hit
 
 
 def ours_mae(values: F64Array, yhat: F64Array, warmup: float = WARMUP) -> F64Array:

@@ -49,7 +49,7 @@ def measure(n_series: int, events: int, batch: int, cfg: ForecasterConfig) -> di
         "events": events,
         "us_per_event": seconds / events * 1e6,
         "bytes_per_series": model.bytes_per_series(),
-        "state_mb": model.table.nbytes() / 1e6,
+        "state_mb": model.state_bytes / 1e6,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3,
     }
 

@@ -26,13 +26,14 @@ import numpy as np
 import orjson
 from kafka import KafkaProducer
 
+from pipelines.configs import ConfigFile, shipped
+from pipelines.engine.batches import ForecastBatch
 from pipelines.engine.loop import Runner
-from pipelines.engine.sinks import ForecastBatch
 from pipelines.kafka.local import LOCAL_API_VERSION, local_broker
-from pipelines.kafka.source import client_options
-from pipelines.service.settings import KafkaSettings, load_settings
+from pipelines.kafka.options import KafkaSettings, producer_options
+from pipelines.service.settings import load_settings
 
-FLEET = Path(__file__).resolve().parents[2] / "config" / "fleet.toml"
+FLEET = shipped("fleet.toml")
 
 
 def rss_bytes() -> int:
@@ -71,11 +72,9 @@ class Window:
 class Feeder(threading.Thread):
     """The producer thread: how many events it sent, and what stopped it if it failed."""
 
-    def __init__(
-        self, opts: dict[str, Any], topic: str, n: int, n_series: int, rate: float
-    ) -> None:
+    def __init__(self, cfg: KafkaSettings, topic: str, n: int, n_series: int, rate: float) -> None:
         super().__init__(name="soak-feeder", daemon=True)
-        self.args = (opts, topic, n, n_series, rate)
+        self.args = (cfg, topic, n, n_series, rate)
         self.stop = threading.Event()
         self.sent = 0
         self.error: BaseException | None = None
@@ -89,13 +88,13 @@ class Feeder(threading.Thread):
 
 
 def produce_at_rate(
-    opts: dict[str, Any], topic: str, n: int, n_series: int, rate: float, stop: threading.Event
+    cfg: KafkaSettings, topic: str, n: int, n_series: int, rate: float, stop: threading.Event
 ) -> int:
     """Send ``n`` events over ``n_series`` series at ``rate``/s (0: flat out); wall-clock ts.
 
     Raises if the broker did not take every event.
     """
-    prod = KafkaProducer(**opts, linger_ms=20, batch_size=512 * 1024)
+    prod = KafkaProducer(**producer_options(cfg, linger_ms=20, batch_size=512 * 1024))
     failures: list[BaseException] = []
     ids = [f"sensor-{s:05d}" for s in range(n_series)]
     keys = [sid.encode() for sid in ids]
@@ -195,7 +194,7 @@ def run(
     n_series: int = 10_000,
     rate: float = 5000.0,
     sample_seconds: float = 60.0,
-    config: Path = FLEET,
+    config: ConfigFile = FLEET,
     bootstrap: str | None = None,
     api_version: str = "auto",
     on_window: Callable[[dict[str, float]], None] | None = None,
@@ -225,11 +224,10 @@ def run(
                "FORECASTER_CHECKPOINT__DIR": str(work / "ckpt"),
                "FORECASTER_METRICS__ENABLED": "false"}  # fmt: skip
         settings = load_settings(config, env=env)
-        opts = client_options(KafkaSettings(bootstrap_servers=bootstrap, api_version=api_version))
         service = build_service(settings)
         watcher = Watcher(sample_seconds)
         service.runner.listeners.append(watcher)
-        feeder = Feeder(opts, settings.topics.input, events, n_series, rate)
+        feeder = Feeder(settings.kafka, settings.topics.input, events, n_series, rate)
         runner = service.runner
         svc = threading.Thread(target=service.run, daemon=True)
         start = time.monotonic()
@@ -259,7 +257,7 @@ def run(
             feeder.join()
         took = time.monotonic() - start
         rows = watcher.report()
-        states = sum(t.model.table.nbytes() for t in runner.tasks.values())
+        states = sum(t.model.state_bytes for t in runner.tasks.values())
     return {
         "events": events, "series": n_series, "rate": rate, "seconds": took,
         "events_per_s": events / took, "forecasts": runner.stats.forecasts,

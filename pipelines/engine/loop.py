@@ -17,25 +17,17 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-
 from forecaster import OnlineForecaster
+from pipelines.engine.batches import TP, ForecastBatch
 from pipelines.engine.checkpoint import Checkpoint, CheckpointError, CheckpointStore
-from pipelines.engine.records import Decoder, Rejected
-from pipelines.engine.sinks import (
-    DeadLetterSink,
-    ForecastBatch,
-    ForecastSink,
-    SinkError,
-    encode_forecasts,
-    iso_times,
-)
-from pipelines.engine.sources import TP, Source
-from pipelines.engine.task import PartitionTask
+from pipelines.engine.decode import Decoder
+from pipelines.engine.ports import DeadLetterSink, ForecastSink, SinkError, Source
+from pipelines.engine.records import Rejected
+from pipelines.engine.task import PartitionTask, RetrainNews
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +44,19 @@ class LoopSettings:
     # A checkpoint that cannot be used: "fail" (stop, naming the file), or "start_fresh"
     # (set the file aside as <name>.bad-N and start the partition with a new model).
     on_bad_checkpoint: str = "fail"
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """The loop's clocks: wall time (checkpoints, ``issued_at``), intervals, and sleeping.
+
+    A replay runs on event time (both clocks are the latest event's time); tests pass
+    fake ones.
+    """
+
+    wall: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
 
 
 @dataclass
@@ -82,12 +87,16 @@ class LoopObserver(Protocol):
     def on_assigned(self, tps: Sequence[TP]) -> None:
         """Called when partitions are assigned and restored, before any of their records."""
 
-    def on_poll(self, timings: Sequence[BatchTiming]) -> None:
-        """Called after every poll with each processed partition's records and seconds."""
+    def on_poll(self, timings: Sequence[BatchTiming], retrains: Mapping[TP, RetrainNews]) -> None:
+        """Called after every poll with each partition's records, seconds and retrains.
+
+        ``retrains`` holds the news of partitions whose model started, ended or finished
+        training a retrain (:meth:`~pipelines.engine.task.PartitionTask.retrain_news`).
+        """
 
 
 class Runner:
-    """Drives a :class:`~pipelines.engine.sources.Source` into the sinks, one task per partition."""
+    """Drives a :class:`~pipelines.engine.ports.Source` into the sinks, one task per partition."""
 
     def __init__(
         self,
@@ -97,14 +106,13 @@ class Runner:
         store: CheckpointStore,
         make_model: ModelFactory,
         settings: LoopSettings | None = None,
-        clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clocks: Clocks | None = None,
     ) -> None:
         self.source, self.sink, self.dead_letters, self.store = source, sink, dead_letters, store
         self.make_model = make_model
         self.settings = settings or LoopSettings()
-        self.clock, self.monotonic, self.sleep = clock, monotonic, sleep
+        clocks = clocks or Clocks()
+        self.clock, self.monotonic, self.sleep = clocks.wall, clocks.monotonic, clocks.sleep
         self._backoff = 0.0
         self.tasks: dict[TP, PartitionTask] = {}
         self.parked: dict[TP, PartitionTask] = {}  # revoked, kept in case they come back
@@ -115,7 +123,7 @@ class Runner:
         self.model_config: dict[str, Any] = template.cfg.to_dict()
         self.decoder = Decoder(template.cfg.covariates)
         self._since_save = 0
-        self._saved_at = monotonic()
+        self._saved_at = self.monotonic()
         self._save_due = False
         self.started = False
         self.last_record_at: float | None = None  # monotonic time records last arrived
@@ -252,7 +260,7 @@ class Runner:
                 self.stats.records += len(records)
                 task.add(records)
         done = 0
-        issued_at: str | None = None
+        issued_at: float | None = None
         to_pause: list[TP] = []
         to_resume: list[TP] = []
         timings: list[BatchTiming] = []
@@ -266,8 +274,9 @@ class Runner:
                 self._count_rejected(rejected)
             if batch is not None and len(batch):
                 if issued_at is None:
-                    issued_at = iso_times(np.float64(self.clock()))
-                self.sink.write(batch, encode_forecasts(batch, issued_at))
+                    issued_at = self.clock()
+                batch = batch.issued(issued_at)
+                self.sink.write(batch)
                 self.stats.forecasts += len(batch)
                 for listener in self.listeners:
                     listener(batch)
@@ -280,8 +289,9 @@ class Runner:
             log.debug("paused until their retrains finish: %s", to_pause)
         self.source.pause(to_pause)
         self.source.resume(to_resume)
+        retrains = {tp: nw for tp, task in self.tasks.items() if (nw := task.retrain_news())}
         if self.observer is not None:
-            self.observer.on_poll(timings)
+            self.observer.on_poll(timings, retrains)
         self.stats.events += done
         self._since_save += done
         if (

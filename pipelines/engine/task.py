@@ -7,8 +7,10 @@ state moves whole (through its checkpoint) with it. A series lives in one partit
 because messages are keyed by series.
 
 Records arrive either as Kafka messages, decoded here into an
-:class:`~pipelines.engine.records.EventBatch`, or already as columns (a file source), and are
+:class:`~pipelines.engine.batches.EventBatch`, or already as columns (a file source), and are
 learned the same way from then on: one ``model.learn`` call per batch of the backlog.
+The task reports what the model did about retraining in that call (:class:`RetrainNews`),
+which the loop passes on to its observer.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from forecaster import OnlineForecaster
-from pipelines.engine.records import OUT_OF_ORDER, Decoder, EventBatch, Record, Rejected
-from pipelines.engine.sinks import ForecastBatch
+from forecaster.core import F64Array
+from forecaster.stream import Update
+from pipelines.engine.batches import EventBatch, ForecastBatch
+from pipelines.engine.decode import Decoder
+from pipelines.engine.records import OUT_OF_ORDER, Record, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +100,24 @@ class Backlog:
         return (EventBatch.concat(parts) if parts else None), rejected, boundary
 
 
+@dataclass(frozen=True)
+class RetrainNews:
+    """What a partition's model did about retraining, as its task saw it.
+
+    ``started`` retrains began in a batch, and ``accepted``, ``rejected`` and ``failed``
+    ones ended there (their weights taken, refused, or the retrain raised); ``training``
+    says whether one is still training in the background after it. News with nothing
+    started or ended and ``training`` False, after news with it True, is a background
+    retrain seen finished.
+    """
+
+    started: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    failed: int = 0
+    training: bool = False
+
+
 class PartitionTask:
     """Feeds a partition's events to its model, never waiting on a retrain."""
 
@@ -114,6 +138,8 @@ class PartitionTask:
         self.start_offset = next_offset  # where this task began reading
         self.committed_offset: int | None = None  # the latest offset Kafka confirmed
         self.events_since_save = 0
+        self.training = False  # a retrain it saw start is still training (as last reported)
+        self._news: RetrainNews | None = None
 
     @property
     def dirty(self) -> bool:
@@ -170,11 +196,7 @@ class PartitionTask:
         batch = None
         if ev is not None:
             cov = ev.cov if ev.cov.shape[1] else None
-            failed = self.model.retrains_failed
-            upd = self.model.learn(ev.series, ev.ts, ev.values, cov)
-            if self.model.retrains_failed != failed:  # the stream goes on with the old weights
-                log.error("%s[%d]: a retrain failed; the weights stay as they were.\n%s",
-                          self.topic, self.partition, self.model.last_retrain_error)  # fmt: skip
+            upd = self._learn(ev.series, ev.ts, ev.values, cov)
             ok = upd.accepted
             late = np.flatnonzero(~ok)
             if late.size:
@@ -188,13 +210,48 @@ class PartitionTask:
                     rejected.append(rej)
                 rejected.sort(key=lambda r: r.record.offset)
             offsets = ev.offsets if not late.size else ev.offsets[ok]
-            batch = ForecastBatch(
-                self.topic, self.partition, offsets,
-                upd.series, upd.ts, upd.value, upd.step_ts, upd.yhat, upd.lower, upd.upper,
-                upd.model_version, upd.errors, upd.covered,
-            )  # fmt: skip
+            batch = ForecastBatch(self.topic, self.partition, offsets, upd)
         if self.start_offset is None:
             self.start_offset = first
         self.next_offset = next_offset
         self.events_since_save += taken
         return batch, rejected
+
+    def _learn(self, series: list[str], ts: F64Array, values: F64Array,
+               cov: F64Array | None) -> Update:  # fmt: skip
+        """``model.learn``, noting the retrains it started and ended (:class:`RetrainNews`)."""
+        m = self.model
+        before = (m.retrains_started, m.retrains_accepted, m.retrains_rejected, m.retrains_failed)
+        upd = m.learn(series, ts, values, cov)
+        started, accepted, rejected, failed = (
+            now - then
+            for now, then in zip(
+                (m.retrains_started, m.retrains_accepted, m.retrains_rejected, m.retrains_failed),
+                before,
+                strict=True,
+            )
+        )
+        if failed:  # the stream goes on with the old weights
+            log.error("%s[%d]: a retrain failed; the weights stay as they were.\n%s",
+                      self.topic, self.partition, m.last_retrain_error)  # fmt: skip
+        training = m.retrain_running
+        if started or accepted or rejected or failed or training != self.training:
+            was = self._news or RetrainNews()  # not taken yet: both batches' news
+            self._news = RetrainNews(
+                was.started + started, was.accepted + accepted, was.rejected + rejected,
+                was.failed + failed, training,
+            )  # fmt: skip
+        return upd
+
+    def retrain_news(self) -> RetrainNews | None:
+        """What retraining did since the last call: a batch's news, or a retrain finished.
+
+        A retrain training in the background is seen finished at the first call after
+        its thread ends.
+        """
+        news, self._news = self._news, None
+        if news is None and self.training and not self.model.retrain_running:
+            news = RetrainNews()
+        if news is not None:
+            self.training = news.training
+        return news

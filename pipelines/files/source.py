@@ -1,8 +1,9 @@
-"""Recorded events from CSV or Parquet files: parsed once, fed to the run loop as columns.
+"""Recorded events from CSV or Parquet files: each file parsed once into a recorded partition.
 
-A file is one input partition: its rows are its records (offset = the data row, from 0)
-and the loop learns them exactly as it learns a Kafka partition, but from
-:class:`~pipelines.engine.records.EventBatch` columns, with no message per row.
+A file is one input partition (:class:`~pipelines.engine.recorded.RecordedPartition`):
+its rows are its records (offset = the data row, from 0) and the loop learns them
+exactly as it learns a Kafka partition, but from
+:class:`~pipelines.engine.batches.EventBatch` columns, with no message per row.
 
 Columns are found by name unless given: the time is the first of ``timestamp``,
 ``time``, ``ts``, ``date``, ``datetime`` (any case), else the first text column that
@@ -18,60 +19,20 @@ file, the row and the column.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pandas as pd
 
-from forecaster.core import F64Array
-from pipelines.engine.records import (
-    MISSING_FEATURE,
-    MISSING_FIELD,
-    NON_FINITE,
-    EventBatch,
-    Message,
-    Rejected,
-)
-from pipelines.engine.sources import TP, Listener, LocalPartitions
+from pipelines.engine.batches import EventBatch
+from pipelines.engine.recorded import Columns, InputError, RecordedPartition
+from pipelines.engine.records import MISSING_FEATURE, MISSING_FIELD, NON_FINITE, Message, Rejected
+from pipelines.files.read import SUFFIXES, numbers, read_frame, times, where
 
-SUFFIXES = (".csv", ".parquet", ".pq")
 TIME_NAMES = ("timestamp", "time", "ts", "date", "datetime")
 SERIES_NAMES = ("series",)
-_US = np.int64(1_000_000)
-
-
-class InputError(ValueError):
-    """A file that cannot be replayed; the message names the file, row and column."""
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Which columns hold what; ``None`` means "find it by name" (see the module doc)."""
-
-    time: str | None = None
-    value: str | None = None
-    series: str | None = None
-    covariates: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ParsedFile:
-    """One file's events (a whole partition) and the columns they came from."""
-
-    path: Path
-    batch: EventBatch
-    columns: Columns  # as resolved
-    rows: int
-    source_topic: str | None = None  # read from Kafka: the topic, and its partition
-    partition: int = 0
-
-    @property
-    def topic(self) -> str:
-        """The partition's topic in the loop: the file's name, or the Kafka topic."""
-        return self.source_topic or self.path.name
 
 
 def input_files(path: Path) -> list[Path]:
@@ -86,27 +47,6 @@ def input_files(path: Path) -> list[Path]:
         msg = f"{path}: no such file or folder"
         raise InputError(msg)
     return [path]
-
-
-def read_frame(path: Path) -> pd.DataFrame:
-    """The table in ``path`` (CSV, or Parquet by its suffix), as read by pandas."""
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        msg = f"{path}: the file is empty (no header row)"
-        raise InputError(msg) from None
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        text = " ".join(str(exc).split())
-        msg = f"{path}: cannot be read as {'Parquet' if path.suffix != '.csv' else 'CSV'}: {text}"
-        raise InputError(msg) from None
-    df.columns = [str(c).strip() for c in df.columns]
-    if df.shape[0] == 0:
-        msg = f"{path}: no data rows (columns: {', '.join(df.columns)})"
-        raise InputError(msg)
-    return df
 
 
 def _find(df: pd.DataFrame, names: Sequence[str]) -> str | None:
@@ -155,79 +95,22 @@ def resolve_columns(df: pd.DataFrame, cols: Columns, path: Path) -> Columns:
     return Columns(time, value, series, cols.covariates)
 
 
-def _where(path: Path, row: int, col: str) -> str:
-    line = f" (line {row + 2})" if path.suffix.lower() == ".csv" else ""
-    return f"{path}: row {row + 1}{line}, column {col!r}"
-
-
-def _numbers(df: pd.DataFrame, col: str, path: Path) -> F64Array:
-    """A column as float64; text that is not a number is an error naming its row."""
-    s = df[col]
-    if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
-        num = pd.to_numeric(s, errors="coerce")
-        bad = np.flatnonzero(num.isna().to_numpy() & s.notna().to_numpy())
-        if bad.size:
-            i = int(bad[0])
-            text = str(s.iloc[i])
-            if text.strip():
-                msg = f"{_where(path, i, col)}: {text[:40]!r} is not a number"
-                raise InputError(msg)
-        s = num
-    return np.asarray(s.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
-
-
-def epoch_seconds_exact(col: pd.Series, path: Path, name: str) -> F64Array:
-    """Event times as seconds since the epoch (NaN where missing), as the live decoder has them.
-
-    Text is ISO-8601 (or any format pandas infers; a time without an offset is UTC);
-    numbers are epoch seconds, or milliseconds when above 1e11. Seconds are computed
-    from whole microseconds, so ``...T12:00:00.123Z`` gives exactly the float the
-    decoder gives for the same text or for the integer milliseconds.
-
-    Examples
-    --------
-    >>> epoch_seconds_exact(pd.Series(["1970-01-01T00:00:01.5Z", None]), Path("f.csv"), "t")
-    array([1.5, nan])
-    """
-    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
-        x = col.to_numpy(dtype=np.float64, na_value=np.nan)
-        big = np.nanmax(np.abs(x)) if np.isfinite(x).any() else 0.0
-        return np.asarray(x / 1000.0 if big > 1e11 else x, dtype=np.float64)
-    text = col.astype("string")
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    missing = text.isna().to_numpy() | (text.str.strip() == "").fillna(True).to_numpy()
-    bad = parsed.isna().to_numpy() & ~missing
-    if bad.any():  # not ISO-8601: let pandas infer one format for the column
-        inferred = pd.to_datetime(text, utc=True, errors="coerce")
-        if int(inferred.isna().sum()) < int(parsed.isna().sum()):
-            parsed = inferred
-            bad = parsed.isna().to_numpy() & ~missing
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        msg = f"{_where(path, i, name)}: {str(text.iloc[i])[:40]!r} is not a date"
-        raise InputError(msg)
-    us = parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[us]").astype(np.int64)
-    out = us / 1e6
-    out[parsed.isna().to_numpy()] = np.nan
-    return np.asarray(out, dtype=np.float64)
-
-
-def parse_file(path: Path, cols: Columns | None = None) -> ParsedFile:
+def parse_file(path: Path, cols: Columns | None = None) -> RecordedPartition:
     """Read and check one file; its events as one :class:`EventBatch` (offset = row)."""
     df = read_frame(path)
     cols = resolve_columns(df, cols or Columns(), path)
     assert cols.time is not None and cols.value is not None
     n = df.shape[0]
-    ts = epoch_seconds_exact(df[cols.time], path, cols.time)
-    values = _numbers(df, cols.value, path)
+    ts = times(df, cols.time, path)
+    values = numbers(df, cols.value, path)
     cov = np.zeros((n, len(cols.covariates)))
     for j, name in enumerate(cols.covariates):
-        cov[:, j] = _numbers(df, name, path)
+        cov[:, j] = numbers(df, name, path)
     if cols.series is not None:
         raw = df[cols.series]
         if raw.isna().any():
             i = int(np.flatnonzero(raw.isna().to_numpy())[0])
-            msg = f"{_where(path, i, cols.series)}: no series id"
+            msg = f"{where(path, i, cols.series)}: no series id"
             raise InputError(msg)
         series: list[str] = raw.astype(str).tolist()
     else:
@@ -250,7 +133,7 @@ def parse_file(path: Path, cols: Columns | None = None) -> ParsedFile:
     good = np.flatnonzero(reason == "")
     batch = EventBatch(good.astype(np.int64), series if not bad.size else [series[i] for i in
                        good.tolist()], ts[good], values[good], cov[good], n, rejected)  # fmt: skip
-    return ParsedFile(path, batch, cols, n)
+    return RecordedPartition(str(path), topic, 0, batch, n, cols)
 
 
 def _detail(reason: str, cols: Columns, value: float, ts: float) -> str:
@@ -265,61 +148,3 @@ def _row_message(df: pd.DataFrame, topic: str, row: int, sid: str) -> Message:
     """A rejected row as a message: its cells as text, keyed by series (dead letters)."""
     cells = {str(k): (None if pd.isna(v) else str(v)) for k, v in df.iloc[row].items()}
     return Message(topic, 0, row, sid.encode(), orjson.dumps(cells))
-
-
-class FileSource(LocalPartitions):
-    """Parsed files as partitions ``(file name, 0)``; a poll returns up to ``batch`` events each.
-
-    ``now`` is the latest event time polled: the replay's clock.
-    """
-
-    def __init__(self, files: Mapping[TP, EventBatch], batch: int = 2048) -> None:
-        super().__init__()
-        self.files = dict(files)
-        self.batch = batch
-        self.pos = dict.fromkeys(self.files, 0)  # next event (index)
-        self.start_offset = dict.fromkeys(self.files, 0)  # offset after the last polled record
-        self.now = 0.0
-        self._rej_offsets = {
-            tp: np.array([r.record.offset for r in b.rejected], dtype=np.int64)
-            for tp, b in self.files.items()
-        }
-
-    @property
-    def exhausted(self) -> bool:
-        """Every record has been returned."""
-        return all(self.start_offset[tp] >= b.end for tp, b in self.files.items())
-
-    def clock(self) -> float:
-        """The event-time clock (seconds)."""
-        return self.now
-
-    def start(self, on_assigned: Listener, on_revoked: Listener) -> None:
-        on_assigned(list(self.files))
-
-    def poll(self, timeout_ms: int) -> dict[TP, EventBatch]:
-        out: dict[TP, EventBatch] = {}
-        for tp, b in self.files.items():
-            lo_off = self.start_offset[tp]
-            if tp in self.paused or lo_off >= b.end:
-                continue
-            lo = self.pos[tp]
-            hi = min(len(b), lo + self.batch)
-            end = int(b.offsets[hi]) if hi < len(b) else b.end
-            r = self._rej_offsets[tp]
-            rej = b.rejected[int(np.searchsorted(r, lo_off)) : int(np.searchsorted(r, end))]
-            part = b.window(lo, hi)
-            out[tp] = EventBatch(part.offsets, part.series, part.ts, part.values, part.cov, end,
-                                 rej)  # fmt: skip
-            if hi > lo:
-                self.now = max(self.now, float(part.ts.max()))
-            self.pos[tp], self.start_offset[tp] = hi, end
-        return out
-
-    def position(self, tp: TP) -> int:
-        return self.start_offset[tp]
-
-    def seek(self, tp: TP, offset: int) -> None:
-        b = self.files[tp]
-        self.pos[tp] = int(np.searchsorted(b.offsets, offset))
-        self.start_offset[tp] = offset

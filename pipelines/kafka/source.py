@@ -1,4 +1,4 @@
-"""Kafka through kafka-python: the consumer-group source and the producer sinks.
+"""The input topic, read in a consumer group through kafka-python.
 
 Nothing here depends on a broker version: ``api_version`` is a setting ("auto" asks the
 broker), no record headers or timestamps are used (event time is in the payload), and
@@ -11,45 +11,16 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
-from kafka.partitioner import DefaultPartitioner
 from kafka.structs import OffsetAndMetadata
 
-from pipelines.engine.records import Record, Rejected
-from pipelines.engine.sinks import ForecastBatch, SinkError, encode_dead_letter
-from pipelines.engine.sources import TP, Listener
-from pipelines.service.settings import KafkaSettings
+from pipelines.engine.batches import TP
+from pipelines.engine.ports import Listener
+from pipelines.engine.records import Record
+from pipelines.kafka.options import KafkaSettings, consumer_options
 
 log = logging.getLogger(__name__)
-
-
-class DeliveryError(SinkError):
-    """The producer could not deliver messages; nothing after them is committed."""
-
-
-def client_options(cfg: KafkaSettings) -> dict[str, Any]:
-    """Options both clients get: servers, api_version, and ``client`` unchanged."""
-    opts: dict[str, Any] = {"bootstrap_servers": cfg.bootstrap_servers.split(",")}
-    version = cfg.version_tuple()
-    if version is not None:
-        opts["api_version"] = version
-    opts.update(cfg.client)
-    return opts
-
-
-def make_producer(cfg: KafkaSettings) -> KafkaProducer:
-    """A producer that waits for the leader's acknowledgement and retries."""
-    tuned: dict[str, Any] = dict(
-        acks=1, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
-        max_request_size=cfg.max_message_bytes,
-        # Retried until delivery_timeout_ms, so a short broker outage only delays a flush.
-        delivery_timeout_ms=cfg.delivery_timeout_ms, max_block_ms=cfg.delivery_timeout_ms,
-        # kafka-python requires delivery_timeout_ms > linger_ms + request_timeout_ms.
-        request_timeout_ms=min(30_000, max(500, (cfg.delivery_timeout_ms - cfg.linger_ms) // 2)),
-        max_in_flight_requests_per_connection=1,  # retries keep the order of a partition
-    )  # fmt: skip
-    return KafkaProducer(**_with_client(tuned, cfg, KafkaProducer.DEFAULT_CONFIG))
 
 
 def make_consumer(cfg: KafkaSettings) -> KafkaConsumer:
@@ -70,7 +41,7 @@ def make_consumer(cfg: KafkaSettings) -> KafkaConsumer:
     )  # fmt: skip
     if cfg.max_poll_interval_ms is not None:
         tuned["max_poll_interval_ms"] = cfg.max_poll_interval_ms
-    consumer = KafkaConsumer(**_with_client(tuned, cfg, KafkaConsumer.DEFAULT_CONFIG))
+    consumer = KafkaConsumer(**consumer_options(cfg, **tuned))
     finish_pending_joins(consumer)
     return consumer
 
@@ -98,16 +69,6 @@ def finish_pending_joins(consumer: KafkaConsumer) -> None:
         return bool(need_rejoin() or coordinator.rejoining)
 
     coordinator.need_rejoin = need_rejoin_or_pending
-
-
-def _with_client(
-    tuned: dict[str, Any], cfg: KafkaSettings, known: dict[str, Any]
-) -> dict[str, Any]:
-    """The service's settings, then ``[kafka] client`` over them (it wins).
-
-    Each client gets only the keys it knows: ``client`` holds settings of both.
-    """
-    return {**tuned, **{k: v for k, v in client_options(cfg).items() if k in known}}
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -204,79 +165,3 @@ class KafkaSource:
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
-
-
-class _Producing:
-    """Sends through a producer and remembers whether any send failed."""
-
-    def __init__(self, producer: KafkaProducer, topic: str) -> None:
-        self.producer, self.topic = producer, topic
-        self._timeout = producer.config["delivery_timeout_ms"] / 1000.0
-        self._failures: list[BaseException] = []
-        self._note = self._failures.append
-
-    def _send(self, key: bytes | None, value: bytes, partition: int | None = None) -> None:
-        try:
-            future = self.producer.send(self.topic, key=key, value=value, partition=partition)
-        except KafkaError as exc:  # no metadata within max_block_ms, a record too large
-            msg = f"could not send to {self.topic!r}: {exc!r}"
-            raise DeliveryError(msg) from exc
-        future.add_errback(self._note)
-
-    def flush(self) -> None:
-        try:
-            self.producer.flush(timeout=self._timeout)
-        except KafkaError as exc:
-            msg = f"messages to {self.topic!r} were not delivered in time: {exc!r}"
-            raise DeliveryError(msg) from exc
-        if self._failures:
-            first, n = self._failures[0], len(self._failures)
-            self._failures.clear()
-            msg = f"{n} message(s) to {self.topic!r} were not delivered: {first!r}"
-            raise DeliveryError(msg)
-
-    def close(self) -> None:
-        self.flush()
-
-
-class KafkaForecastSink(_Producing):
-    """Forecasts to the output topic, keyed by series.
-
-    Each series' partition is the default partitioner's choice (murmur2 of the key, as
-    every Kafka client computes it), worked out once per series rather than per message.
-    """
-
-    def __init__(self, producer: KafkaProducer, topic: str) -> None:
-        super().__init__(producer, topic)
-        self._partitions: list[int] = []
-        self._of_key: dict[bytes, int] = {}
-        self._partitioner = DefaultPartitioner()
-
-    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
-        if not messages:
-            return
-        try:
-            parts = sorted(self.producer.partitions_for(self.topic))
-        except KafkaError as exc:
-            msg = f"no partitions of {self.topic!r}: {exc!r}"
-            raise DeliveryError(msg) from exc
-        if parts != self._partitions:  # first use, or the topic grew
-            self._partitions, self._of_key = parts, {}
-        of_key, send = self._of_key, self._send
-        for key, value in messages:
-            part = of_key.get(key)
-            if part is None:
-                part = of_key[key] = self._partitioner(key, parts, parts)
-            send(key, value, part)
-
-
-class KafkaDeadLetterSink(_Producing):
-    """Rejected records to the dead-letter topic, with their reason and origin."""
-
-    def __init__(self, producer: KafkaProducer, topic: str, max_bytes: int) -> None:
-        super().__init__(producer, topic)
-        self.max_bytes = max_bytes
-
-    def write(self, rejected: Sequence[Rejected]) -> None:
-        for rej in rejected:
-            self._send(*encode_dead_letter(rej, self.max_bytes))

@@ -3,8 +3,10 @@
 Every partition of the topic is read from ``--from-offset`` (or the first offset at or
 after ``--from-time``, or the beginning) up to, not including, ``--to-offset`` (or the
 first offset at or after ``--to-time``, or the end when reading starts). The records are
-decoded once, by the service's decoder, into one event batch per partition; the replay
-then runs them through the loop exactly as it runs files.
+decoded once, by the service's decoder, into one recorded partition each; the replay
+then runs them through the loop exactly as it runs files. The consumer takes the same
+``[kafka]`` options as the service's (:mod:`pipelines.kafka.options`), SASL and SSL
+included.
 """
 
 from __future__ import annotations
@@ -12,37 +14,34 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from pipelines.engine.records import Decoder, Record
-from pipelines.files.source import Columns, InputError, ParsedFile
+from pipelines.engine.decode import Decoder
+from pipelines.engine.recorded import Columns, InputError, RecordedPartition
+from pipelines.engine.records import Record
+from pipelines.engine.times import iso_milliseconds
+from pipelines.kafka.options import KafkaSettings, consumer_options
 
 
 @dataclass(frozen=True)
 class TopicRange:
-    """Where to read: a topic on a cluster, and the range (offsets or ISO times)."""
+    """Where to read: a topic on the cluster ``kafka`` reaches, and the range (offsets or times)."""
 
     topic: str
-    bootstrap: str
+    kafka: KafkaSettings
     from_offset: int | None = None
     to_offset: int | None = None
     from_time: str | None = None
     to_time: str | None = None
-    api_version: str = "auto"
     timeout_s: float = 60.0
 
 
 def _ms(text: str, name: str) -> int:
     try:
-        when = datetime.fromisoformat(text)
+        return iso_milliseconds(text)
     except ValueError:
         msg = f"{name} {text!r} is not an ISO-8601 time"
         raise InputError(msg) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
 
 
 def _bound(consumer: Any, tps: list[Any], offset: int | None, when: str | None,
@@ -57,25 +56,26 @@ def _bound(consumer: Any, tps: list[Any], offset: int | None, when: str | None,
     return {tp: (found[tp].offset if found.get(tp) is not None else ends[tp]) for tp in tps}
 
 
-def read_topic(rng: TopicRange, features: Sequence[str] = ()) -> tuple[list[ParsedFile], float]:
+def read_topic(
+    rng: TopicRange, features: Sequence[str] = ()
+) -> tuple[list[RecordedPartition], float]:
     """Each partition's records in the range, decoded; returns them and the seconds it took."""
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
     start = time.perf_counter()
-    opts: dict[str, Any] = {"bootstrap_servers": rng.bootstrap.split(",")}
-    if rng.api_version != "auto":
-        opts["api_version"] = tuple(int(p) for p in rng.api_version.split("."))
+    where = rng.kafka.bootstrap_servers
     try:
-        consumer = KafkaConsumer(**opts, group_id=None, enable_auto_commit=False,
-                                 auto_offset_reset="earliest")  # fmt: skip
+        consumer = KafkaConsumer(**consumer_options(
+            rng.kafka, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+        ))  # fmt: skip
     except KafkaError as exc:
-        msg = f"{rng.bootstrap}: cannot connect to Kafka: {exc}"
+        msg = f"{where}: cannot connect to Kafka: {exc}"
         raise InputError(msg) from None
     try:
         parts = consumer.partitions_for_topic(rng.topic)
         if not parts:
-            msg = f"topic {rng.topic!r} on {rng.bootstrap}: no such topic (or no partitions)"
+            msg = f"topic {rng.topic!r} on {where}: no such topic (or no partitions)"
             raise InputError(msg)
         tps = [TopicPartition(rng.topic, p) for p in sorted(parts)]
         consumer.assign(tps)
@@ -104,11 +104,11 @@ def read_topic(rng: TopicRange, features: Sequence[str] = ()) -> tuple[list[Pars
     out = []
     cols = Columns("ts", "value", "series", tuple(features))
     for tp in tps:
-        batch = decoder.decode_batch(records[tp])
         if not records[tp]:
             continue
-        out.append(ParsedFile(Path(f"{rng.topic}-{tp.partition}"), batch, cols,
-                              len(records[tp]), rng.topic, tp.partition))  # fmt: skip
+        batch = decoder.decode_batch(records[tp])
+        out.append(RecordedPartition(f"{rng.topic}-{tp.partition}", rng.topic, tp.partition,
+                                     batch, len(records[tp]), cols))  # fmt: skip
     if not out:
         msg = f"topic {rng.topic!r}: no records in the range {first} to {end}"
         raise InputError(msg)

@@ -7,15 +7,18 @@ file, row and column, and exit code 2; never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 from rich.console import Console
-from rich.table import Table
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "sensors.toml"
+from pipelines.configs import ConfigFile, shipped
+from pipelines.tables import report_table, wide_console
+
+DEFAULT_CONFIG = "sensors.toml"  # shipped with the package (pipelines.configs)
 
 
 def _fail(msg: str) -> NoReturn:
@@ -36,9 +39,10 @@ def _fmt(x: float) -> str:
 @click.option(
     "--topic", help="Replay a Kafka topic's range instead of files (read, never committed)."
 )
-@click.option("--bootstrap", default="127.0.0.1:9092", show_default=True,
-              help="Kafka bootstrap servers, for --topic.")  # fmt: skip
-@click.option("--api-version", default="auto", show_default=True, help="Kafka API version.")
+@click.option("--bootstrap", help="Kafka bootstrap servers, for --topic (default: the first "
+              "config's [kafka] bootstrap_servers, 127.0.0.1:9092 unless set).")  # fmt: skip
+@click.option("--api-version", help="Kafka API version, for --topic (default: the first config's "
+              "[kafka] api_version, auto unless set).")  # fmt: skip
 @click.option("--from-offset", type=click.IntRange(min=0), help="First offset (every partition).")
 @click.option("--to-offset", type=click.IntRange(min=0), help="End offset, not included.")
 @click.option("--from-time", help="First record at or after this ISO time (its Kafka timestamp).")
@@ -46,13 +50,14 @@ def _fmt(x: float) -> str:
 @click.option(
     "--config", "configs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
     help="TOML file whose [model] table configures the model; repeat to compare several "
-    f"(default: {DEFAULT_CONFIG.relative_to(DEFAULT_CONFIG.parents[1])}).",
+    f"(default: the shipped {DEFAULT_CONFIG}, as config/{DEFAULT_CONFIG}). With --topic, "
+    "the first one's [kafka] table (and FORECASTER_KAFKA__* variables) reaches the broker.",
 )  # fmt: skip
 @click.option("--horizon", type=click.IntRange(min=1), help="Steps ahead (overrides the config).")
 @click.option("--seed", type=click.IntRange(min=0), help="Model seed (overrides the config).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("replay-report"), show_default=True,
-              help="Folder for the forecasts, scores, plots and report.")  # fmt: skip
+              help="Folder for the forecasts, scores, plots and report (default: "
+              "replay-report; with --json, none: nothing is written).")  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet",
               show_default=True, help="Format of the forecasts file.")  # fmt: skip
 @click.option("--time-col", help="Time column (default: timestamp, time, ts, date or datetime).")
@@ -72,12 +77,12 @@ def _fmt(x: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the scores table as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no report on the terminal.")
 def replay_command(
-    input_path: Path | None, topic: str | None, bootstrap: str, api_version: str,
-    from_offset: int | None, to_offset: int | None, from_time: str | None,
-    to_time: str | None, configs: tuple[Path, ...], horizon: int | None, seed: int | None,
-    out: Path, fmt: str, time_col: str | None, value_col: str | None, series_col: str | None,
-    covariates: str | None, warmup: float, season: int | None, plot_step: int, batch: int,
-    as_json: bool, quiet: bool,
+    input_path: Path | None, topic: str | None, bootstrap: str | None,
+    api_version: str | None, from_offset: int | None, to_offset: int | None,
+    from_time: str | None, to_time: str | None, configs: tuple[Path, ...],
+    horizon: int | None, seed: int | None, out: Path | None, fmt: str, time_col: str | None,
+    value_col: str | None, series_col: str | None, covariates: str | None, warmup: float,
+    season: int | None, plot_step: int, batch: int, as_json: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Backtest recorded events through the service's own loop and model.
 
@@ -86,10 +91,10 @@ def replay_command(
     baselines (last value, seasonal naive, EWMA).
     """
     from pipelines.configs import load_model_config
-    from pipelines.files.source import Columns, InputError
+    from pipelines.engine.recorded import Columns, InputError
     from pipelines.replay.run import ReplayOptions, labels_for, read_input, replay
 
-    paths = list(configs) or [DEFAULT_CONFIG]
+    paths: list[ConfigFile] = [*configs] or [shipped(DEFAULT_CONFIG)]
     overrides: dict[str, Any] = {}
     if horizon is not None:
         overrides["horizon"] = horizon
@@ -116,8 +121,8 @@ def replay_command(
         if topic is not None:
             from pipelines.kafka.topics import TopicRange, read_topic
 
-            rng = TopicRange(topic, bootstrap, from_offset, to_offset, from_time, to_time,
-                             api_version)  # fmt: skip
+            kafka = _kafka_settings(paths[0], bootstrap, api_version)
+            rng = TopicRange(topic, kafka, from_offset, to_offset, from_time, to_time)
             files, parse_seconds = read_topic(rng, cov)
         else:
             assert input_path is not None
@@ -125,8 +130,10 @@ def replay_command(
     except InputError as exc:
         _fail(str(exc))
     total = sum(f.rows for f in files) * len(cfgs)
+    if out is None and not as_json:
+        out = Path("replay-report")
     opts = ReplayOptions(out, fmt, warmup, season, batch, plot_step)
-    labelled = list(zip(labels_for(paths), cfgs, strict=True))
+    labelled = list(zip(labels_for([p.name for p in paths]), cfgs, strict=True))
     if quiet:
         result = replay(files, parse_seconds, labelled, opts)
     else:
@@ -152,7 +159,7 @@ def replay_command(
             result = replay(files, parse_seconds, labelled, opts, progress)
     from pipelines.replay.report import write_report
 
-    written = write_report(result, opts)
+    written = write_report(result, opts, out) if out is not None else []
     if as_json:
         doc = {"scores": result.scores.to_dict(orient="records"), "summary": result.summary}
         click.echo(json.dumps(doc, indent=1))
@@ -162,18 +169,42 @@ def replay_command(
     _print(result, written)
 
 
+def _kafka_settings(config: ConfigFile, bootstrap: str | None, api_version: str | None) -> Any:
+    """The config's ``[kafka]`` table with the environment over it, and the options over both.
+
+    The same settings the service reads, so ``[kafka] client`` (SASL, SSL) reaches the
+    topic reader too.
+    """
+    from pydantic import ValidationError
+
+    from pipelines.configs import apply_env, read_toml
+    from pipelines.kafka.options import KafkaSettings
+
+    table = apply_env(read_toml(config), os.environ).get("kafka", {})
+    if bootstrap is not None:
+        table["bootstrap_servers"] = bootstrap
+    if api_version is not None:
+        table["api_version"] = api_version
+    try:
+        return KafkaSettings.model_validate(table)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        _fail(f"{config}: [kafka] {problems}")
+
+
 def _print(result: Any, written: list[Path]) -> None:
-    console = Console(width=max(Console().width, 120))
+    console = wide_console(120)
     s = result.summary
     for run in result.runs:
         sc = run.scores
         allr = sc[sc["series"] == "*"]
         models = [run.label, "last value", "seasonal naive", "ewma"]
-        table = Table(title=f"{run.label}: prequential scores per step ahead "
-                      f"(all {s['series']} series, after a {s['warmup']:.0%} warm-up)")  # fmt: skip
-        for col in ("step", "MAE", "RMSE", "sMAPE", "MASE", "coverage", "last value MAE",
-                    "seasonal naive MAE", "EWMA MAE", "MAE / best"):  # fmt: skip
-            table.add_column(col, justify="right")
+        table = report_table(
+            f"{run.label}: prequential scores per step ahead (all {s['series']} series, "
+            f"after a {s['warmup']:.0%} warm-up)",
+            ("step", "MAE", "RMSE", "sMAPE", "MASE", "coverage", "last value MAE",
+             "seasonal naive MAE", "EWMA MAE", "MAE / best"),
+        )  # fmt: skip
         for step in sorted(allr["step"].unique()):
             at = allr[allr["step"] == step].set_index("model")
             own = at.loc[run.label]
@@ -186,9 +217,9 @@ def _print(result: Any, written: list[Path]) -> None:
             )  # fmt: skip
         console.print(table)
     if s["ranking"]:
-        table = Table(title="Configurations ranked by mean MASE over steps")
-        for col in ("rank", "config", "mean MASE", "mean MAE", "mean coverage"):
-            table.add_column(col, justify="left" if col == "config" else "right")
+        table = report_table("Configurations ranked by mean MASE over steps",
+                             ("rank", "config", "mean MASE", "mean MAE", "mean coverage"),
+                             left=("config",))  # fmt: skip
         for r in s["ranking"]:
             table.add_row(str(r["rank"]), r["config"], f"{r['mase']:.4f}", _fmt(r["mae"]),
                           f"{r['coverage']:.3f}")  # fmt: skip
@@ -209,63 +240,3 @@ def _print(result: Any, written: list[Path]) -> None:
         highlight=False,
     )
     console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
-
-
-@click.command("replay")
-@click.option(
-    "--file", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="A timestamp,value CSV (default: NAB machine_temperature_system_failure).",
-)  # fmt: skip
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_CONFIG, show_default=True,
-              help="TOML file with a [model] table.")  # fmt: skip
-@click.option("--horizon", type=click.IntRange(min=1), default=12, show_default=True)
-@click.option("--rows", type=click.IntRange(min=100), help="Only the first ROWS rows.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
-def bench_replay_command(
-    path: Path | None, config_path: Path, horizon: int, rows: int | None, as_json: bool
-) -> None:
-    """Replay throughput (events/s, parsing included) and scores beside River.
-
-    River's SNARIMAX and HoltWinters run on the same file and horizon, in the same run.
-    """
-    from pipelines.bench import replay as bench
-    from pipelines.bench.datasets import NAB, data_root
-    from pipelines.configs import load_model_config
-
-    if path is None:
-        path = data_root() / NAB / "machine_temperature_system_failure.csv"
-    if not path.is_file():
-        _fail(f"{path}: no such file; set FORECASTER_DATA to the shared/data folder or pass --file")
-    try:
-        cfg = load_model_config(config_path, horizon=horizon)
-    except ValueError as exc:
-        _fail(str(exc))
-    result = bench.run(path, cfg, rows)
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-        return
-    k = result["horizon"]
-    table = Table(title=f"Replay vs River on {path.name} (horizon {k}), parsing included; "
-                  f"MAE after a {result['warmup']:.0%} warm-up")  # fmt: skip
-    cols = ("contender", "events", "seconds", "events/s", "vs SNARIMAX", "MAE +1", f"MAE +{k}",
-            "River's own MAE +1", f"River's own MAE +{k}")  # fmt: skip
-    for col in cols:
-        table.add_column(col, justify="left" if col == "contender" else "right")
-    for r in result["rows"]:
-        own = [r["river_mae_1"], r[f"river_mae_{k}"]]
-        table.add_row(
-            r["name"], f"{r['events']:,}", f"{r['seconds']:.2f}", f"{r['events_per_second']:,.0f}",
-            f"{r['vs_snarimax']:.2f}x", f"{r['mae_1']:.4g}", f"{r[f'mae_{k}']:.4g}",
-            *(f"{v:.4g}" if v is not None else "-" for v in own),
-        )  # fmt: skip
-    console = Console(width=max(Console().width, 140))
-    console.print(table)
-    console.print(f"goal: {result['goal']}; measured {result['ratio']:.2f}x", highlight=False)
-    b = result["budget"]
-    console.print(
-        f"the goal allows {b['goal_allows_seconds']:.3f} s for the whole file; the shipped "
-        f"config retrained {b['retrains']:.0f} times at {b['seconds_per_retrain']:.3f} s each, "
-        f"so one retrain alone is {b['one_retrain_over_allowed']:.1f}x that",
-        highlight=False,
-    )

@@ -1,4 +1,4 @@
-"""The replay's report: a summary file, plots (PNG) and one HTML page linking everything.
+"""The replay's report folder: forecasts, scores, summary, plots (PNG) and one HTML page.
 
 Plots are drawn with matplotlib's Agg backend (files only, no display):
 
@@ -18,18 +18,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.replay.run import BASELINES, Replay, ReplayOptions, Run, forecasts_path, prior_index
+from pipelines.replay.run import Forecasts, Replay, ReplayOptions, Run, forecasts_path
+from pipelines.replay.scoring import BASELINES, prior_index
 
 ZOOM = 500  # events in the close-up of the forecast plot
 _PNG_META = {"Software": None}  # no version stamp: the same run draws the same bytes
 
 
-def write_report(result: Replay, opts: ReplayOptions) -> list[Path]:
-    """Write ``summary.json``, the plots and ``report.html``; returns every file written."""
-    out = opts.out
+def write_forecasts(fc: Forecasts, path: Path, fmt: str) -> None:
+    """The forecasts table, byte for byte the same for the same run (Parquet or CSV)."""
+    df = fc.to_frame()
+    if fmt == "csv":
+        df["ts"] = df["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+        df.to_csv(path, index=False, lineterminator="\n")
+    else:
+        df.to_parquet(path, index=False, compression="zstd")
+
+
+def write_report(result: Replay, opts: ReplayOptions, out: Path) -> list[Path]:
+    """Write the forecasts, ``scores.csv``, ``summary.json``, the plots and ``report.html``.
+
+    Returns every file written, all in the folder ``out`` (made if missing).
+    """
+    out.mkdir(parents=True, exist_ok=True)
     several = len(result.runs) > 1
-    written = [forecasts_path(out, r.label, opts.fmt, several) for r in result.runs]
+    written = []
+    for run in result.runs:
+        written.append(forecasts_path(out, run.label, opts.fmt, several))
+        write_forecasts(run.forecasts, written[-1], opts.fmt)
     written.append(out / "scores.csv")
+    result.scores.to_csv(written[-1], index=False, lineterminator="\n")
     path = out / "summary.json"
     path.write_text(json.dumps(result.summary, indent=1) + "\n")
     written.append(path)
@@ -37,23 +55,22 @@ def write_report(result: Replay, opts: ReplayOptions) -> list[Path]:
         import matplotlib
 
         matplotlib.use("Agg")
-        plots = [plot_forecast(run, opts, several) for run in result.runs]
+        plots = [plot_forecast(run, opts.plot_step, out, several) for run in result.runs]
         plots.append(plot_error_by_horizon(result, out / "error_by_horizon.png"))
         plots.append(plot_training_loss(result.runs, out / "training_loss.png"))
         written += plots
         page = out / "report.html"
-        page.write_text(html_report(result, opts, [p.name for p in plots]))
+        page.write_text(html_report(result, [p.name for p in plots]))
         written.append(page)
     return written
 
 
-def plot_forecast(run: Run, opts: ReplayOptions, several: bool) -> Path:
+def plot_forecast(run: Run, h: int, out: Path, several: bool) -> Path:
     """Actual vs the forecast issued ``plot_step`` events earlier, with its band."""
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     fc = run.forecasts
-    h = opts.plot_step
     sid = fc.series[0] if len(fc) else ""
     idx = np.flatnonzero(np.array(fc.series, dtype=object) == sid)
     prev, _ = prior_index([fc.series[i] for i in idx.tolist()], h)
@@ -79,7 +96,7 @@ def plot_forecast(run: Run, opts: ReplayOptions, several: bool) -> Path:
     axes[1].set_title(f"the last {min(ZOOM, tgt.size)} events")
     axes[0].legend(loc="upper left")
     name = f"forecast-{run.label}.png" if several else "forecast.png"
-    path = opts.out / name
+    path = out / name
     fig.savefig(path, dpi=100, metadata=_PNG_META)
     plt.close(fig)
     return path
@@ -149,7 +166,7 @@ def _table(df: pd.DataFrame) -> str:
     return str(df.to_html(index=False, float_format=lambda x: f"{x:.4g}", border=0))
 
 
-def html_report(result: Replay, opts: ReplayOptions, plots: list[str]) -> str:
+def html_report(result: Replay, plots: list[str]) -> str:
     """One page: what was replayed, the scores per step, the ranking, plots and links."""
     s = result.summary
     esc = html.escape

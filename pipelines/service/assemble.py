@@ -1,10 +1,12 @@
 """``forecaster run``: the long-running service, assembled from its settings.
 
-Kafka source -> :class:`~pipelines.engine.loop.Runner` -> Kafka forecast topic (and optional
-JSONL / CSV copies), rejected records to the dead-letter topic, checkpoints in a folder.
+Kafka source -> :class:`~pipelines.engine.loop.Runner` -> Kafka forecast topic (and
+optional JSONL / CSV copies), rejected records to the dead-letter topic, checkpoints in a
+folder.
 SIGTERM or SIGINT finishes the batch in hand, flushes, checkpoints, commits and exits.
-Metrics (:mod:`pipelines.service.telemetry`) are served on ``[metrics] host:port`` from before the
-kernels compile (``/healthz`` answers during warm-up) until the loop has finished.
+Metrics (:mod:`pipelines.service.telemetry`) are served on ``[metrics] host:port`` from
+before the kernels compile (``/healthz`` answers during warm-up) until the loop has
+finished.
 """
 
 from __future__ import annotations
@@ -26,14 +28,11 @@ from threadpoolctl import threadpool_limits
 from forecaster import ForecasterConfig, OnlineForecaster
 from pipelines.engine.checkpoint import CheckpointStore
 from pipelines.engine.loop import LoopSettings, LoopStats, Runner
-from pipelines.engine.sinks import CsvSink, FanOut, ForecastSink, JsonlSink
-from pipelines.kafka.source import (
-    KafkaDeadLetterSink,
-    KafkaForecastSink,
-    KafkaSource,
-    make_consumer,
-    make_producer,
-)
+from pipelines.engine.memory import FanOut
+from pipelines.engine.ports import ForecastSink
+from pipelines.files.sinks import CsvSink, JsonlSink
+from pipelines.kafka.sinks import KafkaDeadLetterSink, KafkaForecastSink, make_producer
+from pipelines.kafka.source import KafkaSource, make_consumer
 from pipelines.service.http import MetricsServer
 from pipelines.service.settings import Settings
 from pipelines.service.telemetry import Telemetry

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from pipelines.engine.sinks import ForecastBatch, iso_times
+from pipelines.engine.batches import ForecastBatch
+from pipelines.engine.encode import iso_times
 
 
 class ForecastPrinter:

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-import pandas as pd
 from kafka import KafkaProducer
 
-from pipelines.bench.datasets import epoch_seconds
-from pipelines.kafka.source import DeliveryError
+from pipelines.files.read import numbers, read_frame, times
+from pipelines.kafka.sinks import DeliveryError
 
 
 @dataclass(frozen=True)
@@ -47,32 +46,23 @@ def load_recordings(paths: Sequence[Path], limit: int | None = None) -> Events:
 
     Raises ``ValueError`` naming the file for one that lacks those columns or has a bad row.
     """
-    ids, times, values, progress = [], [], [], []
+    ids, times_ms, values, progress = [], [], [], []
     for path in paths:
-        try:
-            df = pd.read_csv(path)
-            if "timestamp" not in df or "value" not in df:
-                msg = f"{path}: needs the columns timestamp and value, has {list(df.columns)}"
-                raise ValueError(msg)
-            ts = epoch_seconds(df["timestamp"])
-            val = pd.to_numeric(df["value"], errors="raise").to_numpy(np.float64)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            msg = f"{path}: {exc}"
-            raise ValueError(msg) from exc
-        except (TypeError, ValueError) as exc:
-            if str(path) in str(exc):
-                raise
-            msg = f"{path}: {exc}"
-            raise ValueError(msg) from exc
+        df = read_frame(path)
+        if "timestamp" not in df or "value" not in df:
+            msg = f"{path}: needs the columns timestamp and value, has {list(df.columns)}"
+            raise ValueError(msg)
+        ts = times(df, "timestamp", path)
+        val = numbers(df, "value", path)
         n = len(val)
         ids += [path.stem] * n
-        times.append(np.rint(ts * 1000.0).astype(np.int64))
+        times_ms.append(np.rint(ts * 1000.0).astype(np.int64))
         values.append(val)
         progress.append((np.arange(n) + 0.5) / max(n, 1))
     if not ids:
         return Events([], [], [])
     order = np.argsort(np.concatenate(progress), kind="stable")[:limit]
-    ts_all, val_all = np.concatenate(times)[order], np.concatenate(values)[order]
+    ts_all, val_all = np.concatenate(times_ms)[order], np.concatenate(values)[order]
     return Events([ids[i] for i in order.tolist()], ts_all.tolist(), val_all.tolist())
 
 

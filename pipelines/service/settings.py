@@ -14,7 +14,6 @@ environment, are errors.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -22,74 +21,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from forecaster import ForecasterConfig
-from pipelines.configs import read_toml
-
-ENV_PREFIX = "FORECASTER_"
+from pipelines.configs import ConfigFile, apply_env, read_toml
+from pipelines.kafka.options import KafkaSettings
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class KafkaSettings(_Section):
-    """How to reach the broker; ``client`` passes through to kafka-python."""
-
-    bootstrap_servers: str = "127.0.0.1:9092"
-    # "auto" asks the broker; "0.9" for the bundled local broker (deploy/kafka/broker).
-    api_version: str = "auto"
-    group_id: str = "forecaster"
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    max_poll_records: int = Field(2000, ge=1)
-    poll_timeout_ms: int = Field(200, ge=1)
-    # Unset: the client's default (300 s), or the session timeout on brokers older than
-    # 0.10.1, which have no separate poll interval.
-    max_poll_interval_ms: int | None = Field(None, ge=1000)
-    session_timeout_ms: int = Field(10_000, ge=500)
-    heartbeat_interval_ms: int = Field(3_000, ge=100)
-    linger_ms: int = Field(5, ge=0)
-    # How long the producer retries a forecast before the loop goes back to the last
-    # checkpoint (a broker outage shorter than this only delays the stream).
-    delivery_timeout_ms: int = Field(120_000, ge=1000)
-    # The largest message the brokers accept (message.max.bytes): the consumer fetches
-    # records this large, and a dead letter over it keeps only its first bytes.
-    max_message_bytes: int = Field(1_000_000, ge=10_000)
-    # kafka-python settings for both clients, e.g. security_protocol, sasl_mechanism,
-    # sasl_plain_username, sasl_plain_password, ssl_cafile.
-    client: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("api_version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        if value != "auto":
-            parts = value.split(".")
-            if not all(p.isdigit() for p in parts) or not 2 <= len(parts) <= 3:
-                msg = f"api_version must be 'auto' or like '0.9' or '3.7.0', got {value!r}"
-                raise ValueError(msg)
-        return value
-
-    @field_validator("client")
-    @classmethod
-    def _client(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from kafka import KafkaConsumer, KafkaProducer
-
-        known = set(KafkaConsumer.DEFAULT_CONFIG) | set(KafkaProducer.DEFAULT_CONFIG)
-        managed = {"bootstrap_servers", "api_version", "group_id", "enable_auto_commit",
-                   "key_deserializer", "value_deserializer", "key_serializer",
-                   "value_serializer"}  # fmt: skip
-        for key in value:
-            if key not in known:
-                msg = f"{key!r} is not a kafka-python client setting"
-                raise ValueError(msg)
-            if key in managed:
-                msg = f"{key!r} is set by the service; use [kafka] {key} where it exists"
-                raise ValueError(msg)
-        return value
-
-    def version_tuple(self) -> tuple[int, ...] | None:
-        """``api_version`` as kafka-python wants it (None: ask the broker)."""
-        if self.api_version == "auto":
-            return None
-        return tuple(int(p) for p in self.api_version.split("."))
 
 
 class TopicSettings(_Section):
@@ -207,39 +144,6 @@ class Settings(_Section):
         return ForecasterConfig.from_dict(self.model)
 
 
-def _env_value(text: str, typed: bool) -> Any:
-    """``text`` as TOML where no declared type will convert it (or for arrays and tables)."""
-    if not typed and not text.lstrip().startswith(("[", "{")):
-        return text
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """``doc`` with every ``FORECASTER_A__B=value`` variable set at ``doc[a][b]``."""
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in doc.items()}
-    for name, raw in sorted(env.items()):
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
-        if any(not p for p in path):
-            msg = f"environment variable {name}: empty key in its path"
-            raise ValueError(msg)
-        node = out
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                msg = f"environment variable {name}: {part!r} is not a table"
-                raise ValueError(msg)
-            node[part] = child = dict(child)
-            node = child
-        untyped = path[0] == "model" or path[:2] == ["kafka", "client"]
-        node[path[-1]] = _env_value(raw, typed=untyped)
-    return out
-
-
 def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
@@ -249,7 +153,7 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(path: ConfigFile | None, env: Mapping[str, str] | None = None) -> Settings:
     """Read ``path`` (None: defaults only) with ``env`` (default ``os.environ``) on top.
 
     Raises ``ValueError`` naming the file and the bad key.

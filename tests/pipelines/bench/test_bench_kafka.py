@@ -63,7 +63,7 @@ def test_librdkafka_without_its_package_is_an_error_naming_the_install() -> None
     import importlib.util
 
     from pipelines.bench.kafka import librdkafka_produce_speed
-    from pipelines.service.settings import KafkaSettings
+    from pipelines.kafka.options import KafkaSettings
 
     if importlib.util.find_spec("confluent_kafka") is not None:
         pytest.skip("confluent-kafka is installed here")

@@ -13,9 +13,8 @@ import pytest
 
 from forecaster import OnlineForecaster
 from pipelines.engine.checkpoint import CheckpointError, CheckpointStore
-from pipelines.engine.loop import LoopSettings, Runner
-from pipelines.engine.sinks import ListDeadLetters, ListSink
-from pipelines.engine.sources import MemorySource
+from pipelines.engine.loop import Clocks, LoopSettings, Runner
+from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource
 from tests.pipelines.broker import Broker
 from tests.pipelines.engine.test_loop import CLOCK, drain, partitions
 from tests.pipelines.streams import MODEL, sensor_events, write_settings
@@ -28,7 +27,7 @@ def run_once_through(
 ) -> Runner:
     r = Runner(MemorySource(partitions(MSGS, 1), 50), ListSink(), ListDeadLetters(), store,
                lambda: OnlineForecaster(model), LoopSettings(on_bad_checkpoint=on_error),
-               clock=lambda: CLOCK)  # fmt: skip
+               Clocks(wall=lambda: CLOCK))  # fmt: skip
     drain(r)
     r.close()
     return r

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +13,13 @@ from prometheus_client import CollectorRegistry
 
 from forecaster import OnlineForecaster
 from forecaster.retrain import RetrainJob
+from pipelines.engine.batches import TP, ForecastBatch
 from pipelines.engine.checkpoint import Checkpoint, CheckpointStore
-from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.loop import Clocks, LoopSettings, Runner
+from pipelines.engine.memory import FanOut, ListDeadLetters, ListSink, MemorySource
+from pipelines.engine.ports import SinkError
 from pipelines.engine.records import Message, Record, Rejected
-from pipelines.engine.sinks import (
-    CsvSink,
-    FanOut,
-    ForecastBatch,
-    JsonlSink,
-    ListDeadLetters,
-    ListSink,
-    SinkError,
-)
-from pipelines.engine.sources import TP, MemorySource
+from pipelines.files.sinks import CsvSink, JsonlSink
 from pipelines.service.settings import MetricsSettings
 from pipelines.service.telemetry import Telemetry
 from tests.pipelines.streams import MODEL, sensor_events
@@ -45,8 +38,8 @@ def partitions(msgs: list[tuple[bytes, bytes]], n: int = 2) -> dict[TP, list[Rec
 
 def runner(source: MemorySource, sink: Any, store: Any, dead: Any = None, **loop: Any) -> Runner:
     settings = LoopSettings(**{"every_events": 10**9, "every_seconds": 1e9, **loop})
-    return Runner(source, sink, dead or ListDeadLetters(), store,
-                  lambda: OnlineForecaster(MODEL), settings, clock=lambda: CLOCK)  # fmt: skip
+    return Runner(source, sink, dead or ListDeadLetters(), store, lambda: OnlineForecaster(MODEL),
+                  settings, Clocks(wall=lambda: CLOCK))  # fmt: skip
 
 
 def drain(r: Runner) -> None:
@@ -83,7 +76,7 @@ class Recorder:
         self.saved: dict[TP, int] = {}
 
     # sink
-    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
+    def write(self, batch: ForecastBatch) -> None:
         self.log.append(("write", (batch.partition, int(batch.offsets[-1]))))
 
     def flush(self) -> None:
@@ -237,8 +230,8 @@ class FlakySink(ListSink):
         self.delivered: list[tuple[bytes, bytes]] = []
         self.pending: list[tuple[bytes, bytes]] = []
 
-    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
-        self.pending.extend(messages)
+    def write(self, batch: ForecastBatch) -> None:
+        self.pending.extend(batch.messages)
 
     def flush(self) -> None:
         self.flushes += 1
@@ -268,10 +261,15 @@ def test_a_sink_outage_sends_partitions_back_to_their_checkpoints(tmp_path: Path
     ready: list[bool] = []
     registry = CollectorRegistry()
     telemetry = Telemetry(registry, MetricsSettings(), MODEL["horizon"], 0.9)
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        ready.append(telemetry.ready())
+
+    clocks = Clocks(wall=lambda: CLOCK, sleep=sleep)
     r = Runner(source, sink, ListDeadLetters(), CheckpointStore(tmp_path / "b"),
                lambda: OnlineForecaster(model), LoopSettings(every_events=100, every_seconds=1e9),
-               clock=lambda: CLOCK, sleep=lambda s: (sleeps.append(s),
-                                                     ready.append(telemetry.ready())))  # fmt: skip
+               clocks)  # fmt: skip
     telemetry.warm_up_seconds = 0.0
     telemetry.attach(r)
     drain(r)

@@ -6,7 +6,8 @@ import numpy as np
 import orjson
 import pytest
 
-from pipelines.engine.records import REASONS, Decoder, Message
+from pipelines.engine.decode import Decoder
+from pipelines.engine.records import REASONS, Message
 
 
 def msg(value: bytes | None, key: bytes | None = None, offset: int = 0) -> Message:

@@ -9,8 +9,9 @@ import uuid
 import pytest
 from kafka import TopicPartition
 
-from pipelines.kafka.source import make_consumer, make_producer
-from pipelines.service.settings import KafkaSettings
+from pipelines.kafka.options import KafkaSettings
+from pipelines.kafka.sinks import make_producer
+from pipelines.kafka.source import make_consumer
 from tests.pipelines.broker import PARTITIONS, Broker
 
 pytestmark = pytest.mark.kafka

@@ -16,12 +16,12 @@ from click.testing import CliRunner
 from forecaster import OnlineForecaster
 from pipelines.cli import main
 from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource, NullStore
+from pipelines.engine.recorded import Columns, RecordedSource
 from pipelines.engine.records import Message
-from pipelines.engine.sinks import ListDeadLetters, ListSink
-from pipelines.engine.sources import MemorySource
 from pipelines.engine.task import PartitionTask
-from pipelines.files.source import Columns, FileSource, parse_file
-from pipelines.replay.run import NullStore, run_loop
+from pipelines.files.source import parse_file
+from pipelines.replay.run import run_loop
 from tests.conftest import needs_jit
 from tests.pipelines.streams import MODEL, write_settings
 
@@ -185,7 +185,7 @@ def test_file_source_feeds_the_loop_in_any_batch_size_with_the_same_result(
 
 def test_a_partition_task_takes_part_of_its_backlog_and_keeps_offsets_in_order() -> None:
     model = OnlineForecaster({**MODEL, "retrain_every": 0, "first_retrain": 0})
-    from pipelines.engine.records import Decoder
+    from pipelines.engine.decode import Decoder
 
     task = PartitionTask("t", 0, model, None, Decoder())
     msgs = [Message("t", 0, i, b"s", orjson.dumps({"series": "s", "ts": 1000 * i, "value": i}))
@@ -208,7 +208,7 @@ def test_a_partition_task_takes_part_of_its_backlog_and_keeps_offsets_in_order()
 def test_file_source_polls_rejected_rows_with_the_events_around_them(tmp_path: Path) -> None:
     ts, values = irregular_rows()
     parsed = parse_file(csv_file(tmp_path / "s.csv", ts, values), Columns())
-    src = FileSource({("s.csv", 0): parsed.batch}, batch=50)
+    src = RecordedSource({("s.csv", 0): parsed.batch}, batch=50)
     got = src.poll(0)[("s.csv", 0)]
     assert got.end == 51 and [r.record.offset for r in got.rejected] == [50]
     assert src.position(("s.csv", 0)) == 51 and src.now > 0
@@ -358,12 +358,12 @@ def test_columns_are_found_for_the_common_layouts(tmp_path: Path) -> None:
 
 
 def test_events_polled_again_after_a_seek_back_are_skipped(tmp_path: Path) -> None:
-    from pipelines.engine.records import Decoder
+    from pipelines.engine.decode import Decoder
 
     ts, values = irregular_rows()
     parsed = parse_file(csv_file(tmp_path / "s.csv", ts, values), Columns())
     tp = ("s.csv", 0)
-    src = FileSource({tp: parsed.batch}, batch=52)
+    src = RecordedSource({tp: parsed.batch}, batch=52)
     task = PartitionTask("s.csv", 0, OnlineForecaster(LAST_VALUE), None, Decoder())
     task.add(src.poll(0)[tp])
     end = src.position(tp)

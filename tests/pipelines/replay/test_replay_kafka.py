@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
-from pipelines.engine.sinks import iso_times
+from pipelines.engine.encode import iso_times
 from pipelines.service.assemble import build_service
 from pipelines.service.settings import load_settings
 from tests.pipelines.broker import Broker

@@ -38,9 +38,9 @@ def test_recordings_interleave_by_progress_and_keep_their_times(tmp_path: Path) 
     ("text", "message"),
     [
         ("time,reading\n1,2\n", "needs the columns timestamp and value"),
-        ("timestamp,value\n2024-01-01,abc\n", "Unable to parse string"),
+        ("timestamp,value\n2024-01-01,abc\n", r"row 1 \(line 2\), column 'value': 'abc' is not a"),
         ("timestamp,value\nnot a date,1\n", "not a date"),
-        ("", "No columns to parse"),
+        ("", "the file is empty"),
     ],
 )
 def test_a_bad_recording_names_the_file(tmp_path: Path, text: str, message: str) -> None:

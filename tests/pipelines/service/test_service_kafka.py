@@ -19,10 +19,10 @@ import pytest
 
 from forecaster import OnlineForecaster
 from pipelines.engine.checkpoint import CheckpointStore
+from pipelines.engine.encode import decode_dead_letter
 from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource
 from pipelines.engine.records import Message
-from pipelines.engine.sinks import ListDeadLetters, ListSink, decode_dead_letter
-from pipelines.engine.sources import MemorySource
 from pipelines.service.assemble import Service, build_service
 from pipelines.service.settings import Settings, load_settings
 from tests.pipelines.broker import Broker, EndOffsets

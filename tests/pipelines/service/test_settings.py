@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.kafka.source import client_options
+from pipelines.kafka.options import client_options
 from pipelines.service.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -15,11 +15,11 @@ from prometheus_client import CollectorRegistry
 
 from forecaster import OnlineForecaster
 from forecaster.retrain import RetrainJob, RetrainResult
+from pipelines.engine.batches import TP
 from pipelines.engine.checkpoint import CheckpointStore
-from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.loop import Clocks, LoopSettings, Runner
+from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource
 from pipelines.engine.records import REASONS, Message, Record
-from pipelines.engine.sinks import ListDeadLetters, ListSink
-from pipelines.engine.sources import TP, MemorySource
 from pipelines.service.http import MetricsServer
 from pipelines.service.settings import MetricsSettings, load_settings
 from pipelines.service.telemetry import ERROR_BUCKETS, Telemetry
@@ -89,8 +89,8 @@ def make_runner(
     runner = Runner(
         LaggingSource({TP0: recs}, batch=batch), sink, ListDeadLetters(),
         CheckpointStore(tmp / "ckpt"), lambda: OnlineForecaster(model),
-        LoopSettings(every_events=25, every_seconds=1e9), clock=clocks.clock,
-        monotonic=clocks.monotonic,
+        LoopSettings(every_events=25, every_seconds=1e9),
+        Clocks(wall=clocks.clock, monotonic=clocks.monotonic),
     )  # fmt: skip
     return runner, clocks, sink
 

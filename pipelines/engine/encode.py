@@ -1,6 +1,6 @@
-"""Where forecasts and rejected records go: Kafka topics, JSONL and CSV files.
+"""What the service writes: forecast messages and dead letters (UTF-8 JSON).
 
-A forecast message (value, UTF-8 JSON; key: the series id)::
+A forecast message (value; key: the series id)::
 
     {"series": "pump-7", "ts": "2024-05-01T12:00:00Z",
      "issued_at": "2024-05-01T12:00:00.153Z", "horizon": ["2024-05-01T12:05:00Z", ...],
@@ -12,7 +12,7 @@ A forecast message (value, UTF-8 JSON; key: the series id)::
 after a restart a forecast may come again, identical but for ``issued_at``, so
 (series, ts, model_version) identifies it.
 
-A dead letter (value, JSON; key: the original key)::
+A dead letter (value; key: the original key)::
 
     {"reason": "non_finite", "detail": "'value' is nan", "topic": "sensor-events",
      "partition": 0, "offset": 1234, "size": 52, "truncated": false,
@@ -25,58 +25,18 @@ says how large it was).
 from __future__ import annotations
 
 import base64
-import csv
-import io
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import orjson
 
 from forecaster.core import F64Array
-from forecaster.core.params import I64Array
-from forecaster.stream import BoolArray
+from pipelines.engine.batches import ForecastBatch
 from pipelines.engine.records import Rejected
-
-
-class SinkError(RuntimeError):
-    """A sink could not make its output durable (for example the broker is away).
-
-    The run loop answers by going back to the last checkpoint: nothing after it has been
-    committed, so the forecasts not delivered are issued again.
-    """
-
 
 MAX_KEY_BYTES = 512
 _NUMPY_JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
-
-
-@dataclass(frozen=True)
-class ForecastBatch:
-    """Forecasts issued for a batch of events of one partition; arrays are per event."""
-
-    topic: str
-    partition: int
-    offsets: I64Array
-    series: list[str]
-    ts: F64Array  # event times, seconds
-    value: F64Array  # the events' values
-    step_ts: F64Array  # (m, K) expected times of the next K events
-    yhat: F64Array
-    lower: F64Array
-    upper: F64Array
-    model_version: I64Array
-    # (m, K) value - the forecast issued k events earlier (NaN where none), and whether
-    # the value was inside that forecast's interval; for metrics, never written out.
-    errors: F64Array | None = None
-    covered: BoolArray | None = None
-
-    def __len__(self) -> int:
-        return len(self.series)
-
 
 # orjson writes datetime64 from year 1 up to 9999-12-30T22:00 only. Times past that (an
 # event late in year 9999, or forecast steps beyond it) take the slow path: text through
@@ -123,12 +83,13 @@ def iso_times(seconds: F64Array | np.float64) -> Any:
     return np.vectorize(_iso, otypes=[object])(np.asarray(seconds, dtype=np.float64)).tolist()
 
 
-def encode_forecasts(batch: ForecastBatch, issued_at: str) -> list[tuple[bytes, bytes]]:
-    """(key, value) of each forecast message.
+def encode_forecasts(batch: ForecastBatch) -> list[tuple[bytes, bytes]]:
+    """(key, value) of each forecast message, ``issued_at`` from the batch.
 
     orjson writes the NumPy rows and times in C (times as RFC 3339, UTC, with
     microseconds only where they are not zero), with no Python object per number.
     """
+    issued_at = iso_times(np.float64(batch.issued_at))
     if _fast(batch.ts) and _fast(batch.step_ts):
         ts, steps = as_datetimes(batch.ts), as_datetimes(batch.step_ts)
     else:  # times orjson cannot write, which a fuzzed stream found
@@ -172,130 +133,3 @@ def decode_dead_letter(value: bytes) -> dict[str, Any]:
     doc: dict[str, Any] = orjson.loads(value)
     doc["value"] = base64.b64decode(doc.pop("value_b64"))
     return doc
-
-
-class ForecastSink(Protocol):
-    """Receives forecasts; ``flush`` returns once everything written is durable."""
-
-    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
-        """Take a batch and its encoded messages."""
-
-    def flush(self) -> None:
-        """Block until written forecasts are delivered; raise if any was not."""
-
-    def close(self) -> None:
-        """Flush and release resources."""
-
-
-class DeadLetterSink(Protocol):
-    """Receives rejected records."""
-
-    def write(self, rejected: Sequence[Rejected]) -> None:
-        """Take rejected records."""
-
-    def flush(self) -> None:
-        """Block until they are delivered."""
-
-    def close(self) -> None:
-        """Flush and release resources."""
-
-
-class JsonlSink:
-    """One forecast message per line (the same JSON as the Kafka topic)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = path.open("ab")
-
-    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
-        self._fh.write(b"".join(value + b"\n" for _, value in messages))
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-class CsvSink:
-    """One row per forecast step: series, ts, step, step_ts, yhat, lower, upper, version."""
-
-    HEADER = ("series", "ts", "step", "step_ts", "yhat", "lower", "upper", "model_version")
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not path.exists() or path.stat().st_size == 0
-        self._fh = path.open("a", newline="", encoding="utf-8")
-        if fresh:
-            csv.writer(self._fh).writerow(self.HEADER)
-
-    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        ts, steps = iso_times(batch.ts), iso_times(batch.step_ts)
-        k = batch.yhat.shape[1] if batch.yhat.ndim == 2 else 0
-        for i, sid in enumerate(batch.series):
-            for j in range(k):
-                w.writerow((sid, ts[i], j + 1, steps[i][j], repr(float(batch.yhat[i, j])),
-                            repr(float(batch.lower[i, j])), repr(float(batch.upper[i, j])),
-                            int(batch.model_version[i])))  # fmt: skip
-        self._fh.write(buf.getvalue())
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-class FanOut:
-    """Several forecast sinks as one."""
-
-    def __init__(self, sinks: Sequence[ForecastSink]) -> None:
-        self.sinks = list(sinks)
-
-    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
-        for sink in self.sinks:
-            sink.write(batch, messages)
-
-    def flush(self) -> None:
-        for sink in self.sinks:
-            sink.flush()
-
-    def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
-
-
-class ListSink:
-    """Keeps forecasts in memory: replays and tests that read results back."""
-
-    def __init__(self) -> None:
-        self.batches: list[ForecastBatch] = []
-        self.messages: list[tuple[bytes, bytes]] = []
-
-    def write(self, batch: ForecastBatch, messages: Sequence[tuple[bytes, bytes]]) -> None:
-        self.batches.append(batch)
-        self.messages.extend(messages)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class ListDeadLetters:
-    """Keeps rejected records in memory."""
-
-    def __init__(self) -> None:
-        self.rejected: list[Rejected] = []
-
-    def write(self, rejected: Sequence[Rejected]) -> None:
-        self.rejected.extend(rejected)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass

@@ -1,55 +1,19 @@
-"""Where records come from: the protocol the run loop reads, and an in-memory source.
+"""Sources and sinks in memory: tests, replays, and several sinks as one.
 
-The Kafka source (:mod:`pipelines.kafka.source`) and :class:`MemorySource` (replays, tests)
-give the loop the same things: batches of records per partition, assignment callbacks,
-seeking, pausing and committing. The loop never knows which one it has.
+:class:`MemorySource` serves messages held in lists, one per partition, all of them
+assigned; :class:`ListSink` and :class:`ListDeadLetters` keep what they receive;
+:class:`NullStore` keeps no checkpoints (a replay always starts afresh).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-from pipelines.engine.records import EventBatch, Message, Record
-
-TP = tuple[str, int]  # (topic, partition); kafka-python's TopicPartition is one
-# What a poll gives per partition: messages (decoded by the partition's task), or events
-# already in columns (a file source: no message per row).
-Polled = Sequence[Record] | EventBatch
-Listener = Callable[[list[TP]], None]
-
-
-class Source(Protocol):
-    """Records in, offsets committed."""
-
-    def start(self, on_assigned: Listener, on_revoked: Listener) -> None:
-        """Begin; the callbacks run inside :meth:`poll` when partitions move."""
-
-    def poll(self, timeout_ms: int) -> Mapping[TP, Polled]:
-        """Records (or event batches) of unpaused partitions, in offset order per partition."""
-
-    def position(self, tp: TP) -> int:
-        """The offset the next record of ``tp`` will have."""
-
-    def seek(self, tp: TP, offset: int) -> None:
-        """Read ``tp`` from ``offset`` next."""
-
-    def pause(self, tps: Sequence[TP]) -> None:
-        """Stop returning records of ``tps`` (membership stays alive)."""
-
-    def resume(self, tps: Sequence[TP]) -> None:
-        """Return records of ``tps`` again."""
-
-    def commit(self, offsets: dict[TP, int], wait: bool = True) -> bool:
-        """Record the next offset to read of each partition; True once confirmed.
-
-        ``wait=False`` is used inside rebalance callbacks, where a client may not block:
-        the commit is sent and not confirmed (False). A failed commit returns False;
-        the offsets are in the checkpoints, and the loop commits them again later.
-        """
-
-    def close(self) -> None:
-        """Leave the group and release resources."""
+from pipelines.engine.batches import TP, ForecastBatch
+from pipelines.engine.checkpoint import Checkpoint, CheckpointStore
+from pipelines.engine.ports import ForecastSink, Listener
+from pipelines.engine.records import Message, Record, Rejected
 
 
 class LocalPartitions:
@@ -125,3 +89,70 @@ class MemorySource(LocalPartitions):
     def seek(self, tp: TP, offset: int) -> None:
         recs = self.partitions[tp]
         self.pos[tp] = next((i for i, r in enumerate(recs) if r.offset >= offset), len(recs))
+
+
+class _InMemory:
+    """A sink that keeps what it is given: nothing to flush or release."""
+
+    def flush(self) -> None:
+        """Nothing to deliver."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class ListSink(_InMemory):
+    """Keeps forecast batches in memory; :attr:`messages` encodes them only when read."""
+
+    def __init__(self) -> None:
+        self.batches: list[ForecastBatch] = []
+
+    @property
+    def messages(self) -> list[tuple[bytes, bytes]]:
+        """Every forecast message written, in order (the Kafka topic's (key, value))."""
+        return [m for b in self.batches for m in b.messages]
+
+    def write(self, batch: ForecastBatch) -> None:
+        self.batches.append(batch)
+
+
+class ListDeadLetters(_InMemory):
+    """Keeps rejected records in memory."""
+
+    def __init__(self) -> None:
+        self.rejected: list[Rejected] = []
+
+    def write(self, rejected: Sequence[Rejected]) -> None:
+        self.rejected.extend(rejected)
+
+
+class FanOut:
+    """Several forecast sinks as one (each batch is encoded once, by the first that asks)."""
+
+    def __init__(self, sinks: Sequence[ForecastSink]) -> None:
+        self.sinks = list(sinks)
+
+    def write(self, batch: ForecastBatch) -> None:
+        for sink in self.sinks:
+            sink.write(batch)
+
+    def flush(self) -> None:
+        for sink in self.sinks:
+            sink.flush()
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
+class NullStore(CheckpointStore):
+    """No checkpoints: a replay always starts from a fresh model and keeps nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("/nonexistent"))
+
+    def save(self, ckpt: Checkpoint) -> Path:
+        return self.path(ckpt.topic, ckpt.partition)
+
+    def load(self, topic: str, partition: int) -> Checkpoint | None:
+        return None
