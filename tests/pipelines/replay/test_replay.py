@@ -383,3 +383,55 @@ def test_events_polled_again_after_a_seek_back_are_skipped(tmp_path: Path) -> No
         task.add(src.poll(0)[tp])
     batch, _ = task.process()
     assert batch is not None and batch.offsets[0] == end and task.next_offset == len(ts)
+
+
+def test_json_without_out_writes_nothing_and_without_json_the_report_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = csv_file(tmp_path / "s.csv", *hourly(60))
+    cfg = config(tmp_path, LAST_VALUE)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = replay_cli(str(data), "--config", str(cfg), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["summary"]["configs"][0]["forecasts"] is None
+    assert list(work.iterdir()) == []
+    result = replay_cli(str(data), "--config", str(cfg))  # the documented default folder
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in work.iterdir()) == ["replay-report"]
+    assert (work / "replay-report" / "forecasts.parquet").is_file()
+
+
+def test_a_topic_replay_reaches_kafka_with_the_service_client_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.kafka import topics
+    from pipelines.kafka.options import consumer_options
+
+    asked: list[topics.TopicRange] = []
+
+    def read_topic(rng: topics.TopicRange, features: Any = ()) -> Any:
+        asked.append(rng)
+        msg = "stop here"
+        raise topics.InputError(msg)
+
+    monkeypatch.setattr(topics, "read_topic", read_topic)
+    cfg = write_settings(tmp_path / "c.toml", {
+        "model": MODEL, "kafka": {"api_version": "0.9", "client": {
+            "security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": "forecaster"}},
+    })  # fmt: skip
+    monkeypatch.setenv("FORECASTER_KAFKA__CLIENT__SASL_PLAIN_PASSWORD", "s3cret")
+    result = replay_cli("--topic", "events", "--config", str(cfg), "--bootstrap", "k:9092",
+                        "--from-offset", "5")  # fmt: skip
+    assert result.exit_code == 2 and "stop here" in result.stderr
+    [rng] = asked
+    assert (rng.topic, rng.from_offset) == ("events", 5)
+    opts = consumer_options(rng.kafka, group_id=None)
+    assert opts["bootstrap_servers"] == ["k:9092"] and opts["api_version"] == (0, 9)
+    assert opts["security_protocol"] == "SASL_SSL" and opts["sasl_plain_password"] == "s3cret"
+    bad = write_settings(tmp_path / "b.toml", {"model": MODEL, "kafka": {"api_version": "x"}})
+    result = replay_cli("--topic", "events", "--config", str(bad))
+    assert result.exit_code == 2
+    assert "api_version must be 'auto' or like '0.9'" in result.stderr and not asked[1:]
