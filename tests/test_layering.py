@@ -143,3 +143,41 @@ def test_no_constructor_takes_more_than_eight_parameters() -> None:
                 if n is not None and n > MAX_PARAMETERS:
                     offenders.append(f"{path.relative_to(ROOT)}: {node.name} takes {n}")
     assert offenders == []
+
+
+def readme_layout() -> set[str]:
+    """Every file and folder the README's layout section lists, as paths from the root."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    listed: set[str] = set()
+    parents: list[str] = []
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        names = []
+        for token in line.split():
+            if not token.endswith((".py", "/")):
+                break
+            names.append(token)
+        if not names:
+            continue  # a description continued on its own line
+        parents = parents[:depth]
+        for name in names:
+            listed.add("".join(parents) + name)
+        if names[0].endswith("/"):
+            parents.append(names[0])
+    return listed
+
+
+def test_the_readme_layout_lists_every_module_and_only_those() -> None:
+    listed = readme_layout()
+    actual = {str(p.relative_to(ROOT)) for p in pipelines_files() if p.stem not in
+              {"__init__", "__main__"}}  # fmt: skip
+    actual |= {str(p.relative_to(ROOT)) for p in (ROOT / "forecaster").glob("*.py")
+               if p.stem != "__init__"}  # fmt: skip
+    folders = {f"{p.relative_to(ROOT)}/" for p in (ROOT / "pipelines").iterdir() if p.is_dir()
+               and p.name != "__pycache__"}  # fmt: skip
+    assert {x for x in listed if x.endswith(".py")} == actual
+    assert folders <= listed
+    assert all((ROOT / x).exists() for x in listed), [x for x in listed if not (ROOT / x).exists()]
