@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from forecaster import ForecasterConfig
 from forecaster.core import F64Array
 from forecaster.core.params import I64Array
 from forecaster.evaluate import score
+from pipelines.files.read import numbers, read_frame
 from pipelines.files.source import parse_file
 from pipelines.replay.run import run_loop
 from pipelines.replay.scoring import prior_index
@@ -81,12 +81,12 @@ def time_replay(path: Path, cfg: ForecasterConfig, rows: int | None) -> dict[str
 
 
 def time_river(path: Path, model: Any, horizon: int, rows: int | None) -> dict[str, Any]:
-    """River's ``evaluate.iter_evaluate`` over the file's values, timed from ``read_csv``."""
+    """River's ``evaluate.iter_evaluate`` over the file's values, timed from reading it."""
     from river import evaluate, metrics
 
     start = time.perf_counter()
-    df = pd.read_csv(path, nrows=rows)
-    values = df["value"].to_numpy(np.float64)
+    df = read_frame(path, rows)
+    values = numbers(df, "value", path)
     dataset: list[tuple[dict[Hashable, Any], Any]] = [({}, float(v)) for v in values]
     preds = []
     metric = None

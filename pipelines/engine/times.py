@@ -63,6 +63,21 @@ def iso_milliseconds(text: str) -> int:
         raise ValueError(msg) from exc
 
 
+def all_iso(col: pd.Series) -> bool:
+    """Whether every value of a column (none missing, none a number) is ISO-8601 text.
+
+    >>> import pandas as pd
+    >>> all_iso(pd.Series(["1949-01", "1949-02"])), all_iso(pd.Series(["pump", "1949-02"]))
+    (True, False)
+    """
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(col.dtype) or col.isna().any():
+        return False
+    parsed = pd.to_datetime(col.astype(str), errors="coerce", format="ISO8601")
+    return not bool(parsed.isna().any())
+
+
 def column_seconds(col: pd.Series) -> F64Array:
     """A column of times as seconds since the epoch (NaN where missing).
 

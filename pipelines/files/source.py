@@ -29,6 +29,7 @@ import pandas as pd
 from pipelines.engine.batches import EventBatch
 from pipelines.engine.recorded import Columns, InputError, RecordedPartition
 from pipelines.engine.records import MISSING_FEATURE, MISSING_FIELD, NON_FINITE, Message, Rejected
+from pipelines.engine.times import all_iso
 from pipelines.files.read import SUFFIXES, numbers, read_frame, times, where
 
 TIME_NAMES = ("timestamp", "time", "ts", "date", "datetime")
@@ -57,11 +58,7 @@ def _find(df: pd.DataFrame, names: Sequence[str]) -> str | None:
 def _first_dates(df: pd.DataFrame) -> str | None:
     """The first text column whose first rows all parse as dates (``month``, ``period``...)."""
     for col in df.columns:
-        head = df[col].head(20)
-        if pd.api.types.is_numeric_dtype(head.dtype) or head.isna().any():
-            continue
-        parsed = pd.to_datetime(head.astype(str), errors="coerce", format="ISO8601")
-        if not parsed.isna().any():
+        if all_iso(df[col].head(20)):
             return str(col)
     return None
 
