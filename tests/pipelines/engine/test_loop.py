@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from pipelines.engine.loop import Clocks, LoopSettings, Runner
 from pipelines.engine.memory import FanOut, ListDeadLetters, ListSink, MemorySource
 from pipelines.engine.ports import SinkError
 from pipelines.engine.records import Message, Record, Rejected
+from pipelines.engine.task import RetrainNews
 from pipelines.files.sinks import CsvSink, JsonlSink
 from pipelines.service.settings import MetricsSettings
 from pipelines.service.telemetry import Telemetry
@@ -296,3 +298,42 @@ def test_records_returned_twice_are_learned_once(tmp_path: Path) -> None:
     r2.close()
     assert sink.messages == once.messages and len(sink.messages) == len(msgs)
     assert r.stats.rejected == {}  # no duplicate mistaken for a late event
+
+
+class NewsObserver:
+    """A loop observer that keeps what each poll said about retraining."""
+
+    def __init__(self) -> None:
+        self.news: list[tuple[TP, RetrainNews]] = []
+
+    def on_assigned(self, tps: Sequence[TP]) -> None:
+        pass
+
+    def on_poll(self, timings: Sequence[Any], retrains: Mapping[TP, RetrainNews]) -> None:
+        self.news += list(retrains.items())
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_retrains_reach_the_observer_as_news_from_the_partition_task(
+    tmp_path: Path, background: bool
+) -> None:
+    msgs = sensor_events(n_series=3, per_series=110, seed=5)
+    model = {**MODEL, "background": background}
+    r = Runner(MemorySource(partitions(msgs, 1), 40), ListSink(), ListDeadLetters(),
+               CheckpointStore(tmp_path), lambda: OnlineForecaster(model),
+               LoopSettings(every_events=10**9, every_seconds=1e9))  # fmt: skip
+    observer = NewsObserver()
+    r.observer = observer
+    drain(r)
+    while any(t.model.retrain_running for t in r.tasks.values()):
+        r.run_once()
+    m = r.tasks[("in", 0)].model
+    news = [n for _, n in observer.news]
+    assert m.retrains_started == 2
+    assert sum(n.started for n in news) == m.retrains_started
+    assert sum(n.accepted for n in news) == m.retrains_accepted
+    assert sum(n.rejected for n in news) == m.retrains_rejected
+    assert sum(n.failed for n in news) == 0
+    assert not news[-1].training and not r.tasks[("in", 0)].training
+    # Inline retrains end in the batch that starts them; background ones train on after it.
+    assert any(n.training for n in news) == background

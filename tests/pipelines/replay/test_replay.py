@@ -350,19 +350,6 @@ def test_a_folder_of_csv_and_parquet_files_is_one_partition_and_series_each(
     assert per.loc["*", "mae"] == pytest.approx(pooled / n["*"])
 
 
-def test_columns_are_found_for_the_common_layouts(tmp_path: Path) -> None:
-    month = tmp_path / "air.csv"
-    month.write_text('"month","passengers"\n"1949-01",112\n"1949-02",118\n')
-    got = parse_file(month)
-    assert (got.columns.time, got.columns.value) == ("month", "passengers")
-    assert got.batch.ts.tolist() == [-662688000.0, -660009600.0]  # 1949-01-01, 1949-02-01 UTC
-    ett = tmp_path / "ett.csv"
-    ett.write_text("date,HUFL,OT\n2016-07-01 00:00:00,5.8,30.5\n2016-07-01 01:00:00,5.6,27.7\n")
-    got = parse_file(ett, Columns(covariates=("HUFL",)))
-    assert (got.columns.time, got.columns.value) == ("date", "OT")
-    assert got.batch.cov.tolist() == [[5.8], [5.6]] and got.batch.series == ["ett", "ett"]
-
-
 def test_events_polled_again_after_a_seek_back_are_skipped(tmp_path: Path) -> None:
     from pipelines.engine.decode import Decoder
 
