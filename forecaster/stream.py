@@ -370,3 +370,16 @@ class StreamModel:
         self._block[:] = 0.0
         if self.cfg.evict_after > 0:
             self.n_evicted += len(self.table.evict_older_than(self.max_ts - self.cfg.evict_after))
+
+    # --- read-only accessors for applications (pipelines); nothing here changes state ---
+    @property
+    def n_series(self) -> int:
+        """How many series the model holds state for (evicted ones excluded)."""
+        return len(self.table)
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of per-series state the model holds now (all rows allocated)."""
+        return self.table.nbytes()
+
+    # --- end of the read-only accessors ---------------------------------------------

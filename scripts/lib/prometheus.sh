@@ -1,5 +1,5 @@
 # Sourced by scripts/test: the Prometheus server and promtool the tests run
-# (tests/pipelines/test_deploy.py, test_prometheus_scrape.py).
+# (tests/deploy/test_deploy.py, test_prometheus_scrape.py).
 # ensure_prometheus   installs the Debian package "prometheus" when either is missing.
 ensure_prometheus() {
     if command -v prometheus >/dev/null && command -v promtool >/dev/null; then

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from forecaster import ForecasterConfig, LastValue, OnlineForecaster
-from pipelines.benchmarks.faults import BEFORE, FAULT, KINDS, fault_stream
-from pipelines.modelconfig import read_toml
+from pipelines.bench.faults import BEFORE, FAULT, KINDS, fault_stream
+from pipelines.configs import read_toml
 from tests.conftest import needs_compiled_speed
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from pipelines import localkafka
+from pipelines.kafka import local as localkafka
+from pipelines.kafka.options import KafkaSettings, client_options
 
 PARTITIONS = 4
 
@@ -30,10 +31,9 @@ class Broker:
     api_version: str  # as in the settings: "auto" or "0.9"
 
     def client_opts(self) -> dict[str, Any]:
-        opts: dict[str, Any] = {"bootstrap_servers": self.bootstrap}
-        if self.api_version != "auto":
-            opts["api_version"] = tuple(int(p) for p in self.api_version.split("."))
-        return opts
+        """The options every client of the pipelines gets (pipelines.kafka.options)."""
+        cfg = KafkaSettings(bootstrap_servers=self.bootstrap, api_version=self.api_version)
+        return client_options(cfg)
 
     def kafka_settings(self, group: str) -> dict[str, Any]:
         return {"bootstrap_servers": self.bootstrap, "api_version": self.api_version,

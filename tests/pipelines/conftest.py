@@ -21,7 +21,7 @@ def workdir(tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def no_service_outlives_its_test() -> Iterator[None]:
     """A failed test must not leave a service process running (it would hold CPU)."""
-    from tests.pipelines.test_service_kafka import STARTED
+    from tests.pipelines.service.test_service_kafka import STARTED
 
     yield
     while STARTED:

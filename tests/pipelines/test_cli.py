@@ -62,8 +62,8 @@ def test_bench_scale_quick_reports_memory_and_cost_ratio() -> None:
 
 def test_accuracy_runner_scores_a_recording_beside_the_baselines_and_river() -> None:
     from forecaster import ForecasterConfig
-    from pipelines.benchmarks.accuracy import NAIVE, run_stream, verdict
-    from pipelines.datasets import Recording
+    from pipelines.bench.accuracy import NAIVE, run_stream, verdict
+    from pipelines.bench.datasets import Recording
 
     t = np.arange(1500.0) * 3600
     y = np.sin(2 * np.pi * t / 86400) + np.random.default_rng(0).normal(scale=0.1, size=t.size)
@@ -95,8 +95,8 @@ def test_accuracy_runner_scores_a_recording_beside_the_baselines_and_river() -> 
 
 
 def test_accuracy_streams_are_picked_by_name_and_a_wrong_name_is_named() -> None:
-    from pipelines.benchmarks.accuracy import select
-    from pipelines.datasets import PANEL
+    from pipelines.bench.accuracy import select
+    from pipelines.bench.datasets import PANEL
 
     assert len(PANEL) == 18 and select(None) == PANEL
     assert select("nyc_taxi,ETTh1") == ("NAB/realKnownCause/nyc_taxi.csv", "ETDataset/ETTh1.csv")

@@ -1,0 +1,1 @@
+"""Recorded events in CSV and Parquet files, and local copies of the forecasts."""

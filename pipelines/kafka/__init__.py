@@ -1,0 +1,1 @@
+"""Kafka through kafka-python: client options, the consumer-group source, producer sinks."""

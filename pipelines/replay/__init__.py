@@ -1,0 +1,1 @@
+"""``forecaster replay``: recorded events through the service's loop, scored and reported."""

@@ -1,0 +1,1 @@
+"""``forecaster run`` and ``feed``: settings, assembly, metrics, the HTTP endpoint, the console."""
