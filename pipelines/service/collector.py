@@ -23,6 +23,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.utils import floatToGoString
 
+from forecaster import OnlineForecaster
 from forecaster.core import F64Array
 from pipelines.engine.batches import TP
 from pipelines.engine.loop import Runner
@@ -304,9 +305,18 @@ def model_families(tasks: list[tuple[TP, PartitionTask]]) -> Iterator[Metric]:
         "and the candidate weights.",
         labels=[*labels, "weights"],
     )
+    weight = GaugeMetricFamily(
+        "forecaster_aggregation_model_weight_ratio",
+        "Pooled weight of the GRU's own forecast in a partition's aggregate forecast, by "
+        "steps ahead (expert aggregation only; 1: the GRU alone).",
+        labels=[*labels, "step"],
+    )
     for (topic, part), task in sorted(tasks, key=lambda kv: kv[0]):
         model = task.model
         lv = [topic, str(part)]
+        if isinstance(model, OnlineForecaster) and model.expert_names:
+            for step, w in enumerate(model.expert_weights()[:, 0], start=1):
+                weight.add_metric([*lv, str(step)], float(w))
         version.add_metric(lv, model.model_version)
         series.add_metric(lv, model.n_series)
         if model.retrain_log:
@@ -314,7 +324,7 @@ def model_families(tasks: list[tuple[TP, PartitionTask]]) -> Iterator[Metric]:
             train.add_metric(lv, last["train_loss"])
             val.add_metric([*lv, "previous"], last["val_loss_before"])
             val.add_metric([*lv, "candidate"], last["val_loss_after"])
-    yield from (version, series, train, val)
+    yield from (version, series, train, val, weight)
 
 
 def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -35,6 +35,8 @@ forecaster_retrain_validation_loss             gauge      topic, partition, weig
                                                           (previous, candidate)
 forecaster_model_version                       gauge      topic, partition
 forecaster_active_series                       gauge      topic, partition
+forecaster_aggregation_model_weight_ratio      gauge      topic, partition, step (the GRU's
+                                                          pooled weight among the experts)
 forecaster_forecast_abs_error                  histogram  step
 forecaster_forecast_mae                        gauge      step (last ``window`` errors)
 forecaster_interval_coverage_ratio             gauge      step (last ``window`` forecasts)

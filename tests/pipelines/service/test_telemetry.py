@@ -334,3 +334,28 @@ def test_metrics_settings_are_bounded_and_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"step 4 is beyond the model's horizon \(3\)"):
         Telemetry(CollectorRegistry(), MetricsSettings(forecast_steps=[4]), horizon=3,
                   coverage=0.9)  # fmt: skip
+
+
+def test_the_pooled_weight_of_the_gru_among_the_experts_is_a_gauge_per_step() -> None:
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from forecaster import ForecasterConfig, OnlineForecaster
+    from pipelines.service.collector import model_families
+
+    cfg = ForecasterConfig(horizon=3, hidden_size=4, history=32, window=16, burn_in=4,
+                           rebuild_steps=8, retrain_every=0, swap_delay=0,
+                           aggregation="mlpoly")  # fmt: skip
+    model = OnlineForecaster(cfg)
+    t = np.arange(1200.0)
+    model.learn(["a"] * t.size, t * 60, np.sin(t / 10))
+    task = SimpleNamespace(model=model)
+    fams = {f.name: f for f in model_families([(("events", 2), task)])}  # type: ignore[list-item]
+    got = {
+        s.labels["step"]: s.value for s in fams["forecaster_aggregation_model_weight_ratio"].samples
+    }
+    assert got == {str(k + 1): float(model.expert_weights()[k, 0]) for k in range(3)}
+    assert all(0.0 <= v <= 1.0 for v in got.values())
+    plain = SimpleNamespace(model=OnlineForecaster(replace(cfg, aggregation="none")))
+    fams = {f.name: f for f in model_families([(("events", 2), plain)])}  # type: ignore[list-item]
+    assert fams["forecaster_aggregation_model_weight_ratio"].samples == []
