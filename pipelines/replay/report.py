@@ -58,6 +58,9 @@ def write_report(result: Replay, opts: ReplayOptions, out: Path) -> list[Path]:
         plots = [plot_forecast(run, opts.plot_step, out, several) for run in result.runs]
         plots.append(plot_error_by_horizon(result, out / "error_by_horizon.png"))
         plots.append(plot_training_loss(result.runs, out / "training_loss.png"))
+        if any(run.expert_weights for run in result.runs):
+            path = out / "expert_weights.png"
+            plots.append(plot_expert_weights(result.runs, opts.plot_step, path))
         written += plots
         page = out / "report.html"
         page.write_text(html_report(result, [p.name for p in plots]))
@@ -157,6 +160,27 @@ def plot_training_loss(runs: list[Run], path: Path) -> Path:
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "no retrains in this replay", ha="center", transform=ax.transAxes)
+    fig.savefig(path, dpi=100, metadata=_PNG_META)
+    plt.close(fig)
+    return path
+
+
+def plot_expert_weights(runs: list[Run], h: int, path: Path) -> Path:
+    """The pooled weight of each expert at step ``h`` over the replay, one panel per run."""
+    import matplotlib.pyplot as plt
+
+    mixed = [run for run in runs if run.expert_weights]
+    fig, axes = plt.subplots(len(mixed), 1, figsize=(12, 3.5 * len(mixed)), squeeze=False,
+                             layout="constrained")  # fmt: skip
+    for ax, run in zip(axes[:, 0], mixed, strict=True):
+        events = [n for n, _ in run.expert_weights]
+        weights = np.array([w[h - 1] for _, w in run.expert_weights]).T  # (E, samples)
+        ax.stackplot(events, weights, labels=run.expert_names, alpha=0.85)
+        ax.set_ylim(0.0, 1.0)
+        ax.set_xlabel("events learned")
+        ax.set_ylabel(f"weight at +{h}")
+        ax.set_title(f"{run.label}: pooled expert weights at +{h} (ML-Poly)")
+        ax.legend(fontsize=7, ncol=5, loc="upper left")
     fig.savefig(path, dpi=100, metadata=_PNG_META)
     plt.close(fig)
     return path

@@ -24,7 +24,8 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from forecaster import ForecasterConfig, OnlineForecaster
-from forecaster.core.params import I64Array
+from forecaster.core.params import F64Array, I64Array
+from forecaster.experts import expert_names
 from forecaster.stream import Update
 from pipelines.engine.batches import TP, ForecastBatch, ForecastColumns
 from pipelines.engine.loop import Clocks, LoopSettings, LoopStats, Runner
@@ -114,6 +115,10 @@ class Run:
     retrain_log: list[dict[str, Any]]  # per retrain: source, at_event, losses, accepted
     seconds: float  # the loop, from the first poll to the last checkpoint
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Expert aggregation only: the experts, and (events learned, pooled weights (K, E),
+    # the mean over partitions) after each poll.
+    expert_names: list[str] = field(default_factory=list)
+    expert_weights: list[tuple[int, F64Array]] = field(default_factory=list)
 
 
 def read_input(path: Path, cols: Columns) -> tuple[list[RecordedPartition], float]:
@@ -146,17 +151,24 @@ def run_loop(
     )  # fmt: skip
     start = time.perf_counter()
     runner.start()
+    weights: list[tuple[int, F64Array]] = []
     while not source.exhausted or any(t.backlog for t in runner.tasks.values()):
         runner.run_once()
         if progress is not None:
             progress(runner.stats.events)
+        if cfg.aggregation != "none" and runner.tasks:
+            pooled = [t.model.expert_weights() for t in runner.tasks.values()
+                      if isinstance(t.model, OnlineForecaster)]  # fmt: skip
+            weights.append((runner.stats.events, np.mean(pooled, axis=0)))
     runner.close()
     seconds = time.perf_counter() - start
     log: list[dict[str, Any]] = []
     for (topic, _), task in runner.tasks.items():
         log += [{"source": topic, **entry} for entry in task.model.retrain_log]
+    names = expert_names(cfg) if cfg.aggregation != "none" else []
     return Run(label, cfg, Forecasts.of(sink.batches, cfg.horizon), runner.stats,
-               dead.rejected, log, seconds)  # fmt: skip
+               dead.rejected, log, seconds, expert_names=names,
+               expert_weights=weights)  # fmt: skip
 
 
 @dataclass(frozen=True)

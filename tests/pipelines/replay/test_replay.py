@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from forecaster import OnlineForecaster
+from forecaster import ForecasterConfig, OnlineForecaster
 from pipelines.cli import main
 from pipelines.engine.loop import LoopSettings, Runner
 from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource, NullStore
@@ -422,3 +422,28 @@ def test_a_topic_replay_reaches_kafka_with_the_service_client_settings(
     result = replay_cli("--topic", "events", "--config", str(bad))
     assert result.exit_code == 2
     assert "api_version must be 'auto' or like '0.9'" in result.stderr and not asked[1:]
+
+
+def test_a_replay_with_expert_aggregation_plots_the_pooled_weights_over_time(
+    tmp_path: Path,
+) -> None:
+    from pipelines.replay.run import read_input
+
+    data = csv_file(tmp_path / "pump.csv", *hourly(3000))
+    files, _ = read_input(data, Columns())
+    cfg = ForecasterConfig(**{**MODEL, "aggregation": "mlpoly", "seasons": (86400.0,)})
+    run = run_loop(files, cfg, batch=500)
+    assert run.expert_names == OnlineForecaster(cfg).expert_names
+    events = [n for n, _ in run.expert_weights]
+    assert events == sorted(events) and events[-1] == 3000 and len(events) == 6
+    for _, w in run.expert_weights:
+        assert w.shape == (3, len(run.expert_names))
+        np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    # The daily cycle of hourly() earns the seasonal naive its weight once pooled.
+    assert not np.array_equal(run.expert_weights[0][1], run.expert_weights[-1][1])
+    out = tmp_path / "out"
+    cfg_file = config(tmp_path, {**MODEL, "aggregation": "mlpoly", "seasons": [86400.0]})
+    result = replay_cli(str(data), "--config", str(cfg_file), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert (out / "expert_weights.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "src='expert_weights.png'" in (out / "report.html").read_text()
