@@ -77,7 +77,7 @@ def time_replay(path: Path, cfg: ForecasterConfig, rows: int | None) -> dict[str
     return {"events": parsed.rows, "seconds": seconds, "parse_seconds": parse_s,
             "events_per_second": parsed.rows / seconds,
             "mae": ours_mae(fc.value, fc.yhat).tolist(),
-            "retrains": len(run.retrain_log)}  # fmt: skip
+            "retrains": len(run.history.retrain_log)}  # fmt: skip
 
 
 def time_river(path: Path, model: Any, horizon: int, rows: int | None) -> dict[str, Any]:

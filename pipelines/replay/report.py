@@ -58,7 +58,7 @@ def write_report(result: Replay, opts: ReplayOptions, out: Path) -> list[Path]:
         plots = [plot_forecast(run, opts.plot_step, out, several) for run in result.runs]
         plots.append(plot_error_by_horizon(result, out / "error_by_horizon.png"))
         plots.append(plot_training_loss(result.runs, out / "training_loss.png"))
-        if any(run.expert_weights for run in result.runs):
+        if any(run.history.expert_weights for run in result.runs):
             path = out / "expert_weights.png"
             plots.append(plot_expert_weights(result.runs, opts.plot_step, path))
         written += plots
@@ -137,7 +137,7 @@ def plot_training_loss(runs: list[Run], path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
     for i, run in enumerate(runs):
-        log = pd.DataFrame(run.retrain_log)
+        log = pd.DataFrame(run.history.retrain_log)
         color = f"C{i}"
         if log.empty:
             continue
@@ -156,7 +156,7 @@ def plot_training_loss(runs: list[Run], path: Path) -> Path:
     ax.set_ylabel(f"loss ({runs[0].cfg.loss}, scaled changes)")
     ax.set_title("Training loss over retrains")
     ax.grid(alpha=0.3)
-    if any(r.retrain_log for r in runs):
+    if any(r.history.retrain_log for r in runs):
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "no retrains in this replay", ha="center", transform=ax.transAxes)
@@ -169,17 +169,17 @@ def plot_expert_weights(runs: list[Run], h: int, path: Path) -> Path:
     """The pooled weight of each expert at step ``h`` over the replay, one panel per run."""
     import matplotlib.pyplot as plt
 
-    mixed = [run for run in runs if run.expert_weights]
-    fig, axes = plt.subplots(len(mixed), 1, figsize=(12, 3.5 * len(mixed)), squeeze=False,
+    traces = [(run.label, run.history) for run in runs if run.history.expert_weights]
+    fig, axes = plt.subplots(len(traces), 1, figsize=(12, 3.5 * len(traces)), squeeze=False,
                              layout="constrained")  # fmt: skip
-    for ax, run in zip(axes[:, 0], mixed, strict=True):
-        events = [n for n, _ in run.expert_weights]
-        weights = np.array([w[h - 1] for _, w in run.expert_weights]).T  # (E, samples)
-        ax.stackplot(events, weights, labels=run.expert_names, alpha=0.85)
+    for ax, (label, hist) in zip(axes[:, 0], traces, strict=True):
+        events = [n for n, _ in hist.expert_weights]
+        weights = np.array([w[h - 1] for _, w in hist.expert_weights]).T  # (E, samples)
+        ax.stackplot(events, weights, labels=hist.expert_names, alpha=0.85)
         ax.set_ylim(0.0, 1.0)
         ax.set_xlabel("events learned")
         ax.set_ylabel(f"weight at +{h}")
-        ax.set_title(f"{run.label}: pooled expert weights at +{h} (ML-Poly)")
+        ax.set_title(f"{label}: pooled expert weights at +{h} (ML-Poly)")
         ax.legend(fontsize=7, ncol=5, loc="upper left")
     fig.savefig(path, dpi=100, metadata=_PNG_META)
     plt.close(fig)

@@ -112,13 +112,24 @@ class Run:
     forecasts: Forecasts
     stats: LoopStats  # records read, rejected by reason
     dead_letters: list[Rejected]
-    retrain_log: list[dict[str, Any]]  # per retrain: source, at_event, losses, accepted
+    history: ModelHistory  # what the models did over the run
     seconds: float  # the loop, from the first poll to the last checkpoint
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)
-    # Expert aggregation only: the experts, and (events learned, pooled weights (K, E),
-    # the mean over partitions) after each poll.
-    expert_names: list[str] = field(default_factory=list)
-    expert_weights: list[tuple[int, F64Array]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ModelHistory:
+    """What the models did over a run: retrains, and with expert aggregation the weights.
+
+    ``retrain_log`` has one entry per retrain (source, at_event, losses, accepted);
+    ``expert_weights`` holds (events learned, pooled weights ``(K, E)``, the mean over
+    partitions) after each poll, for the experts ``expert_names`` (both empty without
+    aggregation).
+    """
+
+    retrain_log: list[dict[str, Any]]
+    expert_names: list[str]
+    expert_weights: list[tuple[int, F64Array]]
 
 
 def read_input(path: Path, cols: Columns) -> tuple[list[RecordedPartition], float]:
@@ -167,8 +178,7 @@ def run_loop(
         log += [{"source": topic, **entry} for entry in task.model.retrain_log]
     names = expert_names(cfg) if cfg.aggregation != "none" else []
     return Run(label, cfg, Forecasts.of(sink.batches, cfg.horizon), runner.stats,
-               dead.rejected, log, seconds, expert_names=names,
-               expert_weights=weights)  # fmt: skip
+               dead.rejected, ModelHistory(log, names, weights), seconds)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -278,8 +288,8 @@ def _summary(files: list[RecordedPartition], parse_seconds: float, runs: list[Ru
                 "config": r.label,
                 "horizon": r.cfg.horizon,
                 "seconds": r.seconds,
-                "retrains": len(r.retrain_log),
-                "retrains_accepted": int(sum(e["accepted"] for e in r.retrain_log)),
+                "retrains": len(r.history.retrain_log),
+                "retrains_accepted": int(sum(e["accepted"] for e in r.history.retrain_log)),
                 "forecasts": None
                 if opts.out is None
                 else str(forecasts_path(opts.out, r.label, opts.fmt, several)),

@@ -433,14 +433,15 @@ def test_a_replay_with_expert_aggregation_plots_the_pooled_weights_over_time(
     files, _ = read_input(data, Columns())
     cfg = ForecasterConfig(**{**MODEL, "aggregation": "mlpoly", "seasons": (86400.0,)})
     run = run_loop(files, cfg, batch=500)
-    assert run.expert_names == OnlineForecaster(cfg).expert_names
-    events = [n for n, _ in run.expert_weights]
+    hist = run.history
+    assert hist.expert_names == OnlineForecaster(cfg).expert_names
+    events = [n for n, _ in hist.expert_weights]
     assert events == sorted(events) and events[-1] == 3000 and len(events) == 6
-    for _, w in run.expert_weights:
-        assert w.shape == (3, len(run.expert_names))
+    for _, w in hist.expert_weights:
+        assert w.shape == (3, len(hist.expert_names))
         np.testing.assert_allclose(w.sum(axis=1), 1.0)
     # The daily cycle of hourly() earns the seasonal naive its weight once pooled.
-    assert not np.array_equal(run.expert_weights[0][1], run.expert_weights[-1][1])
+    assert not np.array_equal(hist.expert_weights[0][1], hist.expert_weights[-1][1])
     out = tmp_path / "out"
     cfg_file = config(tmp_path, {**MODEL, "aggregation": "mlpoly", "seasons": [86400.0]})
     result = replay_cli(str(data), "--config", str(cfg_file), "--out", str(out))
