@@ -41,6 +41,7 @@ import math
 import numpy as np
 
 from forecaster.core._jit import jit
+from forecaster.core.events import season_events
 from forecaster.core.params import F64Array, I64Array
 
 
@@ -212,12 +213,7 @@ def expert_forecasts(
             out[i, j, 0] = model[i, j]
             out[i, j, 1] = v
         for si in range(n_seasons):
-            m = 0
-            if mean_dt[i] > 0:
-                mf = np.rint(seasons[si] / mean_dt[i])
-                if mf < 1.0:
-                    mf = 1.0
-                m = int(mf) if mf < 9.0e18 else -1
+            m = season_events(seasons[si], mean_dt[i])
             for step in range(1, k + 1):
                 back = m * ((step + m - 1) // m) if m > 0 else 0
                 src = c + step - back

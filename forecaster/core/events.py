@@ -144,6 +144,20 @@ def score_and_scale(
 
 
 @jit
+def season_events(season: float, mean_dt: float) -> int:
+    """A season (seconds) in a series' own events: ``rint(season / mean_dt)``, at least 1.
+
+    0 before the series has a spacing, and -1 (never a season) past int64's range.
+    """
+    if not mean_dt > 0:
+        return 0
+    mf = np.rint(season / mean_dt)
+    if mf < 1.0:
+        mf = 1.0
+    return int(mf) if mf < 9.0e18 else -1  # NumPy's cast of inf: never > 0
+
+
+@jit
 def lags_and_levels(
     rows: I64Array,
     count: I64Array,
@@ -178,12 +192,7 @@ def lags_and_levels(
         s = scale[i]
         oldest = c - min(c, h - 1)
         for si in range(seasons.shape[0]):
-            m = 0
-            if mean_dt[i] > 0:
-                mf = np.rint(seasons[si] / mean_dt[i])
-                if mf < 1.0:
-                    mf = 1.0
-                m = int(mf) if mf < 9.0e18 else -1  # NumPy's cast of inf: never > 0
+            m = season_events(seasons[si], mean_dt[i])
             for step in range(1, k + 1):
                 back = m * ((step + m - 1) // m) if m > 0 else 0
                 src = c + step - back
