@@ -96,7 +96,7 @@ class Experts:
         return out
 
     def pool(self, tab: SeriesTable) -> None:
-        """Recompute the pooled weights from every series' own (at a block's end)."""
+        """Recompute the pooled weights from every series' own (every POOL_EVERY events)."""
         pool_weights(tab.active_rows(), tab.count, tab.agg_regret, tab.agg_rate, self.pooled)
 
     def weights(self, tab: SeriesTable, row: int) -> F64Array:
