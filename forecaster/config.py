@@ -13,6 +13,7 @@ from typing import Any
 from forecaster.core import SGD, Adam, Loss, Optimizer, RMSprop
 
 CALENDAR_FEATURES = ("hour", "weekday")
+RETRAIN_TRIGGERS = ("schedule", "drift")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,23 @@ class ForecasterConfig:
         ``swap_delay`` events after the start (the hot path waits if training is
         slower), so outputs do not depend on thread timing. Hidden states are then
         rebuilt by re-running each series' last ``rebuild_steps`` events.
+    Retraining triggers
+        ``retrain_on`` names what starts a retrain: ``"schedule"`` (``retrain_every``
+        and ``retrain_interval`` above) and/or ``"drift"``: a one-sided Page-Hinkley
+        test (:mod:`forecaster.drift`) on the scaled absolute +1 errors of the issued
+        forecasts, ``min(|y - yhat| / scale, clip_sigma)``, in arrival order over all
+        series of the model. Each error moves the statistic by
+        ``error / mean - 1 - drift_delta`` (floored at 0), the mean being over the
+        errors since the last reset, after the first ``drift_warmup`` of them. The test
+        is made every ``drift_check`` events (fixed event counts, so the result does
+        not depend on batching); when the statistic exceeds ``drift_threshold`` and at
+        least ``drift_min_spacing`` events have passed since the last retrain started,
+        a retrain starts at once. The detector resets when a retrain's result applies
+        (accepted or not: errors a retrain could not improve become the new norm). With
+        both triggers the schedule is the longest wait: ``retrain_every`` counts from the
+        last retrain's start, whatever started it. ``first_retrain`` applies with
+        either trigger. Each retrain's reason is ``"first"``, ``"schedule"``,
+        ``"drift"`` or ``"manual"`` (:meth:`OnlineForecaster.retrain_now`).
     Intervals
         ``coverage``: nominal coverage of the conformal intervals. Per horizon step, the
         half-width (in units of the series' scale) is tracked online: after every block
@@ -104,6 +122,12 @@ class ForecasterConfig:
     swap_delay: int = 200
     rebuild_steps: int = 48
     validation_fraction: float = 0.25
+    retrain_on: tuple[str, ...] = ("schedule",)
+    drift_threshold: float = 50.0
+    drift_delta: float = 0.1
+    drift_warmup: int = 200
+    drift_check: int = 64
+    drift_min_spacing: int = 500
     loss: str = "mse"
     huber_delta: float = 1.0
     optimizer: str = "adam"
@@ -170,6 +194,21 @@ class ForecasterConfig:
                 raise ValueError(msg)
         Loss.parse(self.loss)
         self.make_optimizer()
+        self._check_retraining()
+
+    def _check_retraining(self) -> None:
+        """The retraining triggers."""
+        on = self.retrain_on
+        if (not isinstance(on, tuple) or not on or len(set(on)) != len(on)
+                or any(t not in RETRAIN_TRIGGERS for t in on)):  # fmt: skip
+            msg = (f"retrain_on must be a non-empty list of distinct triggers among "
+                   f"{RETRAIN_TRIGGERS}, got {on!r}")  # fmt: skip
+            raise ValueError(msg)
+        _check_float("drift_threshold", self.drift_threshold, lower=0.0, strict=True)
+        _check_float("drift_delta", self.drift_delta, lower=0.0, strict=False)
+        _check_int("drift_warmup", self.drift_warmup, 1)
+        _check_int("drift_check", self.drift_check, 1)
+        _check_int("drift_min_spacing", self.drift_min_spacing, 0)
 
     @property
     def input_size(self) -> int:

@@ -35,6 +35,27 @@ MODELS: dict[str, Callable[[], StreamModel]] = {
     "gru-levels-reversal-tolerance": gru(
         levels=(4.0, 32.0), reversal=True, blend_tolerance=0.01, first_retrain=40
     ),
+    # Drift-triggered retrains (several fire in the 400-600 events of ``stream``), with
+    # the schedule as the longest wait (in events and in event time), or alone.
+    "gru-drift-schedule": gru(
+        retrain_on=("schedule", "drift"),
+        retrain_every=100,
+        retrain_interval=9000.0,
+        drift_threshold=8.0,
+        drift_delta=0.05,
+        drift_warmup=16,
+        drift_check=8,
+        drift_min_spacing=40,
+    ),
+    "gru-drift-only-sync": gru(
+        retrain_on=("drift",),
+        background=False,
+        drift_threshold=1.0,
+        drift_delta=0.0,
+        drift_warmup=10,
+        drift_check=5,
+        drift_min_spacing=35,
+    ),
     "last-value": lambda: LastValue(horizon=3),
     "seasonal-naive": lambda: SeasonalNaive(4, horizon=3),
     "ewma": lambda: EWMA(0.3, horizon=3),
