@@ -60,6 +60,12 @@ class ForecasterConfig:
         ``swap_delay`` events after the start (the hot path waits if training is
         slower), so outputs do not depend on thread timing. Hidden states are then
         rebuilt by re-running each series' last ``rebuild_steps`` events.
+    Early stopping
+        With ``early_stop_every`` (0: off), training evaluates the GRU's loss on the
+        held-out validation windows every that many steps and stops once
+        ``early_stop_patience`` evaluations in a row have not improved on the best; the
+        weights (and optimiser state) of the best evaluation are kept. Training starts
+        from the current weights, so a retrain on a steady stream stops early.
     Retraining triggers
         ``retrain_on`` names what starts a retrain: ``"schedule"`` (``retrain_every``
         and ``retrain_interval`` above) and/or ``"drift"``: a one-sided Page-Hinkley
@@ -74,9 +80,13 @@ class ForecasterConfig:
         a retrain starts at once. The detector resets when a retrain's result applies
         (accepted or not: errors a retrain could not improve become the new norm). With
         both triggers the schedule is the longest wait: ``retrain_every`` counts from the
-        last retrain's start, whatever started it. ``first_retrain`` applies with
-        either trigger. Each retrain's reason is ``"first"``, ``"schedule"``,
-        ``"drift"`` or ``"manual"`` (:meth:`OnlineForecaster.retrain_now`).
+        last retrain's start, whatever started it, and with ``retrain_every_max`` (0:
+        off) the wait doubles after each retrain the schedule starts, up to that many
+        events, and is back to ``retrain_every`` after any other retrain: a young model
+        or one just after a change retrains often, a settled one on steady data rarely.
+        ``first_retrain`` applies with either trigger. Each retrain's reason is
+        ``"first"``, ``"schedule"``, ``"drift"`` or ``"manual"``
+        (:meth:`OnlineForecaster.retrain_now`).
     Intervals
         ``coverage``: nominal coverage of the conformal intervals. Per horizon step, the
         half-width (in units of the series' scale) is tracked online: after every block
@@ -122,12 +132,15 @@ class ForecasterConfig:
     swap_delay: int = 200
     rebuild_steps: int = 48
     validation_fraction: float = 0.25
+    early_stop_every: int = 0
+    early_stop_patience: int = 2
     retrain_on: tuple[str, ...] = ("schedule",)
     drift_threshold: float = 50.0
     drift_delta: float = 0.1
     drift_warmup: int = 200
     drift_check: int = 64
     drift_min_spacing: int = 500
+    retrain_every_max: int = 0
     loss: str = "mse"
     huber_delta: float = 1.0
     optimizer: str = "adam"
@@ -197,7 +210,9 @@ class ForecasterConfig:
         self._check_retraining()
 
     def _check_retraining(self) -> None:
-        """The retraining triggers."""
+        """Early stopping and the retraining triggers."""
+        _check_int("early_stop_every", self.early_stop_every, 0)
+        _check_int("early_stop_patience", self.early_stop_patience, 1)
         on = self.retrain_on
         if (not isinstance(on, tuple) or not on or len(set(on)) != len(on)
                 or any(t not in RETRAIN_TRIGGERS for t in on)):  # fmt: skip
@@ -209,6 +224,13 @@ class ForecasterConfig:
         _check_int("drift_warmup", self.drift_warmup, 1)
         _check_int("drift_check", self.drift_check, 1)
         _check_int("drift_min_spacing", self.drift_min_spacing, 0)
+        _check_int("retrain_every_max", self.retrain_every_max, 0)
+        most = self.retrain_every_max
+        if most and ("drift" not in on or "schedule" not in on or most < self.retrain_every):
+            msg = (f"retrain_every_max ({most}) stretches the schedule between drift retrains: "
+                   f"it needs retrain_on with \"schedule\" and \"drift\" (got {on!r}) and "
+                   f"at least retrain_every ({self.retrain_every})")  # fmt: skip
+            raise ValueError(msg)
 
     @property
     def input_size(self) -> int:

@@ -103,6 +103,7 @@ class OnlineForecaster(StreamModel):
         self._next_time = -math.inf  # event time of the next time-triggered retrain
         self._job_reason, self._job_start = "", -1  # the running job's reason and start
         self._last_start = -1  # event count at which the latest retrain started
+        self._stretch = 0  # scheduled retrains in a row (with drift: each doubles the wait)
         on = cfg.retrain_on
         # The schedule's settings count only when the schedule is a trigger.
         self._every = cfg.retrain_every if "schedule" in on else 0
@@ -178,13 +179,20 @@ class OnlineForecaster(StreamModel):
     def _next_due(self, n: int) -> int:
         """The event count after ``n`` at which the count schedule starts a retrain (0: never).
 
-        A grid of ``retrain_every`` events; with the drift trigger too, the grid counts
-        from the latest retrain's start, so the schedule is the longest wait.
+        A grid of ``retrain_every`` events. With the drift trigger too, the grid counts
+        from the latest retrain's start, so the schedule is the longest wait, and with
+        ``retrain_every_max`` that wait doubles with each retrain the schedule started
+        in a row, up to it.
         """
         every = self._every
         if not every:
             return 0
-        anchor = max(self._last_start, 0) if self._drift is not None else 0
+        if self._drift is None:
+            return every * (n // every + 1)
+        most = self.cfg.retrain_every_max
+        if most:
+            every = min(every * 2 ** min(self._stretch, 62), most)
+        anchor = max(self._last_start, 0)
         return anchor + every * ((n - anchor) // every + 1)
 
     def _next_check(self, n: int) -> int:
@@ -315,6 +323,7 @@ class OnlineForecaster(StreamModel):
         self.retrains_started += 1
         self.retrains_by_reason[reason] += 1
         self._last_start = self._job_start = self.n_events
+        self._stretch = self._stretch + 1 if reason == "schedule" else 0
         self._job_reason = reason
         job.start(background=self.cfg.background and self.cfg.swap_delay > 0)
         self._job, self._swap_at = job, self.n_events + self.cfg.swap_delay
@@ -329,6 +338,7 @@ class OnlineForecaster(StreamModel):
             "started_at": float(self._job_start), "train_loss": res.train_loss,
             "val_loss_before": res.val_loss_before, "val_loss_after": res.val_loss_after,
             "accepted": float(res.accepted), "failed": float(bool(res.error)),
+            "steps": float(res.steps),
         })  # fmt: skip
         if self._drift is not None:  # the errors from here on set the next norm
             self._drift.reset()
@@ -384,7 +394,8 @@ class OnlineForecaster(StreamModel):
             "retrain_enabled": self.retrain_enabled,
             "retrain_log": self.retrain_log, "swap_at": self._swap_at, "next_time": self._next_time,
             "job": None, "retrains_by_reason": self.retrains_by_reason,
-            "last_start": self._last_start, "job_reason": self._job_reason,
+            "last_start": self._last_start, "stretch": self._stretch,
+            "job_reason": self._job_reason,
             "job_start": self._job_start,
         }  # fmt: skip
         if self._drift is not None:
@@ -395,7 +406,7 @@ class OnlineForecaster(StreamModel):
             meta["job"] = {"accepted": res.accepted, "train_loss": res.train_loss,
                            "val_loss_before": res.val_loss_before,
                            "val_loss_after": res.val_loss_after, "ids": res.ids,
-                           "error": res.error}  # fmt: skip
+                           "error": res.error, "steps": res.steps}  # fmt: skip
         return arrays, meta
 
     def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -414,7 +425,7 @@ class OnlineForecaster(StreamModel):
         self._swap_at, self._next_time = meta["swap_at"], meta["next_time"]
         # Snapshots from before the drift trigger have no reasons and no detector.
         self.retrains_by_reason.update(meta.get("retrains_by_reason", {}))
-        self._last_start = meta.get("last_start", -1)
+        self._last_start, self._stretch = meta.get("last_start", -1), meta.get("stretch", 0)
         self._job_reason, self._job_start = meta.get("job_reason", ""), meta.get("job_start", -1)
         if self._drift is not None and "drift" in arrays:
             self._drift.state[:] = arrays["drift"]

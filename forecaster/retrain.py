@@ -8,6 +8,7 @@ whether the job ran in a thread or inline.
 
 from __future__ import annotations
 
+import math
 import threading
 import traceback
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import numpy as np
 
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array, GRUSpec, Loss, Trainer, forward, gru_step, step_workspace
+from forecaster.core.backprop import output_grad
 from forecaster.core.blend import mix_losses
 from forecaster.core.params import I64Array
 from forecaster.core.windows import gather_windows
@@ -208,6 +210,7 @@ class RetrainResult:
     ids: list[str | None]
     counts: I64Array  # events each row had when the job started
     error: str = ""  # the traceback of a retrain that raised (its weights are not used)
+    steps: int = 0  # training steps taken (fewer than train_steps: stopped early)
 
 
 class RetrainJob:
@@ -291,17 +294,81 @@ class RetrainJob:
         )  # fmt: skip
 
     def _train(self) -> RetrainResult:
-        cfg, spec = self.cfg, self.spec
-        trainer = Trainer(
-            spec, cfg.make_optimizer(), Loss.parse(cfg.loss), cfg.huber_delta, cfg.clip_norm
-        )
+        trainer = self.trainer()
         old = self.params.copy()
+        loss, steps = self.fit(trainer)
+        ok, before, after, blend, record = self.judge(trainer, old)
+        states = self.states(ok)
+        return RetrainResult(
+            self.params, self.opt_state, blend, record, ok, loss, before, after, states,
+            self.rows, self.ids, self.counts, steps=steps,
+        )  # fmt: skip
+
+    # The phases of a retrain, in order (``forecaster bench retrain`` times each).
+    def trainer(self) -> Trainer:
+        """The trainer of this job's settings."""
+        cfg = self.cfg
+        return Trainer(
+            self.spec, cfg.make_optimizer(), Loss.parse(cfg.loss), cfg.huber_delta, cfg.clip_norm
+        )
+
+    def fit(self, trainer: Trainer) -> tuple[float, int]:
+        """Train the job's weights in place; the last step's loss and the steps taken.
+
+        With ``early_stop_every``, the GRU's loss on the validation windows is taken
+        before the first step, every that many steps and after the last; training stops
+        once ``early_stop_patience`` of them in a row are no better than the best, and
+        the weights and optimiser state of the best stay.
+        """
+        cfg = self.cfg
         new, opt = self.params, self.opt_state
         b, train = cfg.batch_windows, self.train
-        loss = float("nan")
-        for step in range(cfg.train_steps):
+        every, patience = cfg.early_stop_every, cfg.early_stop_patience
+        best, waited = math.inf, 0
+        kept: tuple[F64Array, F64Array] | None = None
+        loss, step = float("nan"), 0
+        for step in range(cfg.train_steps + 1):
+            if every and (step % every == 0 or step == cfg.train_steps):
+                val = self.gru_val_loss(trainer, new)
+                if val < best:
+                    best, waited, kept = val, 0, (new.copy(), opt.copy())
+                else:
+                    waited += 1
+                    if waited >= patience:
+                        break
+            if step == cfg.train_steps:
+                break
             sel = slice(step * b, (step + 1) * b)
             loss = trainer.step(new, opt, train.x[sel], train.y[sel], train.w[sel])
+        if kept is not None:
+            new[:], opt[:] = kept
+        return float(loss), step
+
+    def gru_val_loss(self, trainer: Trainer, params: F64Array) -> float:
+        """The GRU's own loss (no blend) on the validation windows, in training batches."""
+        v, b, spec = self.val, self.cfg.batch_windows, self.spec
+        h0 = np.zeros((spec.num_layers, b, spec.hidden_size))
+        total = weight = 0.0
+        for lo in range(0, v.x.shape[0], b):
+            x, y, w = v.x[lo : lo + b], v.y[lo : lo + b], v.w[lo : lo + b]
+            ws = trainer.workspace(x.shape[0], x.shape[1])
+            if x.shape[0] != b:
+                h0 = np.zeros((spec.num_layers, x.shape[0], spec.hidden_size))
+            forward(spec, params, x, h0, ws)
+            wsum = float(w.sum())
+            total += wsum * output_grad(ws.out, y, w, ws.dy, int(trainer.loss), trainer.huber_delta)
+            weight += wsum
+        return total / weight if weight > 0 else math.inf
+
+    def judge(
+        self, trainer: Trainer, old: F64Array
+    ) -> tuple[bool, float, float, F64Array, F64Array]:
+        """Score the old and new weights' blends on the validation windows.
+
+        Returns whether the new weights are accepted, the validation losses before and
+        after, and the blend and record the new weights would deploy.
+        """
+        cfg, new = self.cfg, self.params
         before = self._val_loss(self._candidates(trainer, old), self.blend, trainer.loss)
         ok = bool(np.all(np.isfinite(new)))
         blend, record = self.blend, self.record
@@ -319,12 +386,14 @@ class RetrainJob:
             if self.record.any():
                 record = BLEND_MEMORY * self.record + (1.0 - BLEND_MEMORY) * record
             blend = pick_blend(record, m, tol)
-        zeros = np.zeros((self.rows.size, spec.state_size))
-        states = rebuild_states(new, spec, self.recent, self.lengths, zeros) if ok else zeros
-        return RetrainResult(
-            new, opt, blend, record, ok, float(loss), float(before), float(after), states,
-            self.rows, self.ids, self.counts,
-        )  # fmt: skip
+        return ok, float(before), float(after), blend, record
+
+    def states(self, ok: bool) -> F64Array:
+        """Hidden states of the job's rows rebuilt under the new weights (zeros if rejected)."""
+        zeros = np.zeros((self.rows.size, self.spec.state_size))
+        if not ok:
+            return zeros
+        return rebuild_states(self.params, self.spec, self.recent, self.lengths, zeros)
 
     def _candidates(self, trainer: Trainer, params: F64Array) -> F64Array:
         """Candidate forecasts on the validation windows (a forward pass, no gradients)."""

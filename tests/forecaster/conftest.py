@@ -36,10 +36,15 @@ MODELS: dict[str, Callable[[], StreamModel]] = {
         levels=(4.0, 32.0), reversal=True, blend_tolerance=0.01, first_retrain=40
     ),
     # Drift-triggered retrains (several fire in the 400-600 events of ``stream``), with
-    # the schedule as the longest wait (in events and in event time), or alone.
-    "gru-drift-schedule": gru(
+    # the schedule as the longest wait (in events, stretching, and in event time) and
+    # training that stops early, or drift alone.
+    "gru-drift-schedule-early-stop": gru(
         retrain_on=("schedule", "drift"),
         retrain_every=100,
+        retrain_every_max=250,
+        early_stop_every=2,
+        early_stop_patience=1,
+        learning_rate=0.03,  # noisy enough that training stops early (after 6 and 2 steps)
         retrain_interval=9000.0,
         drift_threshold=8.0,
         drift_delta=0.05,

@@ -195,7 +195,7 @@ def test_snapshots_from_before_the_drift_trigger_still_restore() -> None:
     meta = json.loads(arrays["meta"].tobytes().decode())
     for key in ("retrains_by_reason", "last_start", "job_reason", "job_start"):
         del meta["extra"][key]
-    for key in ("retrain_on", "drift_threshold",
+    for key in ("early_stop_every", "early_stop_patience", "retrain_on", "drift_threshold",
                 "drift_delta", "drift_warmup", "drift_check", "drift_min_spacing"):  # fmt: skip
         del meta["init"]["cfg"][key]
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -221,6 +221,8 @@ def test_snapshots_from_before_the_drift_trigger_still_restore() -> None:
         ({"drift_warmup": 0}, "drift_warmup must be an integer >= 1, got 0"),
         ({"drift_check": 2.5}, "drift_check must be an integer >= 1, got 2.5"),
         ({"drift_min_spacing": -1}, "drift_min_spacing must be an integer >= 0, got -1"),
+        ({"early_stop_every": -1}, "early_stop_every must be an integer >= 0, got -1"),
+        ({"early_stop_patience": 0}, "early_stop_patience must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_retraining_settings_are_errors_naming_the_value(
@@ -234,3 +236,24 @@ def test_triggers_read_from_toml_lists() -> None:
     cfg = ForecasterConfig.from_dict({"retrain_on": ["schedule", "drift"]})
     assert cfg.retrain_on == ("schedule", "drift")
     assert cfg.to_dict()["retrain_on"] == ["schedule", "drift"]
+
+
+def test_with_drift_the_schedule_stretches_until_another_trigger_starts_a_retrain() -> None:
+    ids, ts, y = noisier(1400, at=900, factor=4.0)
+    model = OnlineForecaster(drift_cfg(retrain_every=100, retrain_every_max=400))
+    model.learn(ids, ts, y)
+    starts = [(e["reason"], int(e["started_at"])) for e in model.retrain_log]
+    # 100, then waits of 200 and 400 (the longest), until the noise starts a drift retrain
+    assert starts[:4] == [("schedule", 100), ("schedule", 300), ("schedule", 700),
+                          ("drift", starts[3][1])], starts  # fmt: skip
+    assert 900 < starts[3][1] < 1100
+    assert starts[4] == ("schedule", starts[3][1] + 100), starts  # back to the shortest wait
+
+
+def test_a_stretching_schedule_needs_both_triggers_and_a_longer_wait() -> None:
+    with pytest.raises(ValueError, match=r"retrain_every_max \(500\) stretches the schedule"):
+        ForecasterConfig(retrain_every_max=500)
+    with pytest.raises(ValueError, match=r"at least retrain_every \(2000\)"):
+        ForecasterConfig(retrain_on=("schedule", "drift"), retrain_every_max=500)
+    cfg = ForecasterConfig(retrain_on=("schedule", "drift"), retrain_every_max=8000)
+    assert cfg.retrain_every_max == 8000

@@ -184,3 +184,35 @@ def test_the_reversal_candidate_is_the_last_change_undone() -> None:
     np.testing.assert_array_equal(got[..., -1], np.repeat(-x[:, :1], cfg.horizon, axis=1))
     # the other candidates are as without it
     np.testing.assert_array_equal(anchors(out, x, replace(cfg, reversal=False)), got[..., :-1])
+
+
+def test_early_stopping_keeps_the_weights_of_the_best_evaluation() -> None:
+    cfg = ForecasterConfig(**{**SMALL, "background": False, "retrain_every": 0,
+                              "early_stop_every": 2, "early_stop_patience": 1,
+                              "learning_rate": 0.03, "train_steps": 40})  # fmt: skip
+    model = OnlineForecaster(cfg)
+    ids, ts, y = sine(400)
+    model.learn(ids, ts, y)
+    job = RetrainJob(cfg, model.spec, model.params, model.opt_state, model.blend,
+                     model.blend_losses, model.table, (0, 0))  # fmt: skip
+    seen: list[float] = []
+    measure = job.gru_val_loss
+
+    def recorded(trainer: object, params: np.ndarray) -> float:
+        seen.append(measure(trainer, params))  # type: ignore[arg-type]
+        return seen[-1]
+
+    job.gru_val_loss = recorded  # type: ignore[method-assign]
+    trainer = job.trainer()
+    _, steps = job.fit(trainer)
+    assert steps < cfg.train_steps and steps % 2 == 0  # stopped at an evaluation
+    assert len(seen) == steps // 2 + 1
+    assert seen[-1] >= min(seen[:-1])  # the last evaluation did not improve...
+    assert measure(trainer, job.params) == min(seen)  # ...and the best weights stayed
+
+
+def test_without_early_stopping_every_step_is_taken_and_logged() -> None:
+    model = OnlineForecaster(ForecasterConfig(**{**SMALL, "background": False}))
+    ids, ts, y = sine(300)
+    model.learn(ids, ts, y)
+    assert model.retrain_log and all(e["steps"] == SMALL["train_steps"] for e in model.retrain_log)
