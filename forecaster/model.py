@@ -69,6 +69,8 @@ class OnlineForecaster(StreamModel):
     0.166
     """
 
+    job_type: type[RetrainJob] = RetrainJob  # what runs a retrain (a benchmark times one)
+
     def __init__(self, cfg: ForecasterConfig | dict[str, Any] | None = None) -> None:
         if isinstance(cfg, dict):
             cfg = ForecasterConfig.from_dict(cfg)
@@ -315,9 +317,9 @@ class OnlineForecaster(StreamModel):
     def _start(self, reason: str) -> bool:
         if self._job is not None:
             return False
-        job = RetrainJob(self.cfg, self.spec, self.params, self.opt_state, self.blend,
-                         self.blend_losses, self.table,
-                         (self.cfg.seed, self.retrains_started))  # fmt: skip
+        job = self.job_type(self.cfg, self.spec, self.params, self.opt_state, self.blend,
+                            self.blend_losses, self.table,
+                            (self.cfg.seed, self.retrains_started))  # fmt: skip
         if not job.ready:
             return False
         self.retrains_started += 1

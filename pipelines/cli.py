@@ -426,9 +426,12 @@ def bench_soak(events: int, series: int, rate: float, sample_seconds: float, con
 def _register() -> None:
     """Commands that live in their own modules."""
     from pipelines.replay_cmd import bench_replay_command, replay_command
+    from pipelines.retrain_cmd import bench_drift_command, bench_retrain_command
 
     main.add_command(replay_command)
     bench.add_command(bench_replay_command)
+    bench.add_command(bench_drift_command)
+    bench.add_command(bench_retrain_command)
 
 
 _register()

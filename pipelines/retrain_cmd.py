@@ -1,0 +1,132 @@
+"""``forecaster bench drift`` and ``forecaster bench retrain``: the printed reports."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "sensors.toml"
+_CONFIG = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _run(bench: Callable[[], dict[str, Any]], as_json: bool) -> dict[str, Any] | None:
+    """The benchmark's figures; ``None`` once printed as JSON. A bad config is a usage error."""
+    try:
+        result = bench()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return None
+    return result
+
+
+@click.command("drift")
+@click.option("--config", "config_path", type=_CONFIG, default=DEFAULT_CONFIG, show_default=True,
+              help="TOML file whose [model] table configures both contenders.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, help="Seed of the synthetic streams.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
+def bench_drift_command(config_path: Path, seed: int, as_json: bool) -> None:
+    """Recovery after a change and retrains on steady data: drift trigger vs schedule alone."""
+    from pipelines.benchmarks import drift
+    from pipelines.cli import _console, _table
+
+    log = Console(stderr=True).log
+    result = _run(lambda: drift.run(config_path, seed, progress=log), as_json)
+    if result is None:
+        return
+    s, d = result["schedule"], result["drift"]
+    table = _table(
+        f"Synthetic streams (seed {seed}), change at event {result['change_at']:,}; events "
+        f"until the +1 MAE over the next {result['window']} stays within 10% of the "
+        f"post-change level",
+        ("stream", "retrains schedule", "retrains drift", "recovery schedule", "recovery drift",
+         "drift / schedule", "+1 MAE after, schedule", "+1 MAE after, drift", "goal met"),
+        left=("stream",),
+    )  # fmt: skip
+    for r in result["rows"]:
+        if "retrain_ratio" in r:
+            rec_s = rec_d = "-"
+            ratio = f"{r['retrain_ratio']:.2f} (retrains)"
+        else:
+            rec_s, rec_d = (f"{v:,}" if v is not None else "never"
+                            for v in (r["recovery_schedule"], r["recovery_drift"]))  # fmt: skip
+            ratio = f"{r['recovery_ratio']:.2f}" if r["recovery_ratio"] is not None else "-"
+        table.add_row(r["stream"], str(r["retrains_schedule"]), str(r["retrains_drift"]), rec_s,
+                      rec_d, ratio, f"{r['mae_schedule']:.4f}", f"{r['mae_drift']:.4f}",
+                      "yes" if r["passes"] else "no")  # fmt: skip
+    out = _console()
+    out.print(table)
+    out.print(
+        f"schedule alone: a retrain every {s['retrain_every']:,} events and once at "
+        f"{s['first_retrain']:,} ({Path(result['config']).name}); drift: the same, with "
+        f'retrain_on = ["schedule", "drift"], the schedule\'s wait doubling up to '
+        f"{result['retrain_every_max']:,} events, drift_threshold {d['drift_threshold']:g}, "
+        f"drift_delta {d['drift_delta']:g}, drift_warmup {d['drift_warmup']}, drift_check "
+        f"{d['drift_check']}, drift_min_spacing {d['drift_min_spacing']}; streams of "
+        f"{result['events']:,} events, the control {result['control_events']:,}"
+    )
+    out.print("goals: recovery with drift at most half the schedule's on each change; "
+              "retrains on the control at most a fifth of the schedule's")  # fmt: skip
+    out.print(f"passes: {str(result['passes']).lower()}")
+
+
+@click.command("retrain")
+@click.option("--config", "config_path", type=_CONFIG, default=DEFAULT_CONFIG, show_default=True,
+              help="TOML file whose [model] table configures both contenders.")  # fmt: skip
+@click.option("--early-stop-every", default=10, show_default=True, type=click.IntRange(min=1),
+              help="The new contender's early_stop_every.")  # fmt: skip
+@click.option("--early-stop-patience", default=2, show_default=True, type=click.IntRange(min=1),
+              help="The new contender's early_stop_patience.")  # fmt: skip
+@click.option("--events", type=click.IntRange(min=1), help="Only the first N events.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
+def bench_retrain_command(config_path: Path, early_stop_every: int, early_stop_patience: int,
+                          events: int | None, as_json: bool) -> None:  # fmt: skip
+    """Where one retrain's time goes, before and after issue 14, side by side in one run."""
+    from pipelines.benchmarks import retrain
+    from pipelines.cli import _console, _require_data, _table
+
+    _require_data()
+    result = _run(
+        lambda: retrain.run(config_path, early_stop_every, early_stop_patience, events), as_json
+    )
+    if result is None:
+        return
+    old, new = result["old"], result["new"]
+    table = _table(
+        f"One retrain's time, mean over the retrains of {result['stream']} "
+        f"({result['events']:,} events, {Path(result['config']).name}, inline, one BLAS thread)",
+        ("phase", "old ms", "new ms", "new / old"), left=("phase",),
+    )  # fmt: skip
+    names = {
+        "windows": "draw the windows (and copy what the job reads)",
+        "training": f"training steps (old {old['mean_steps']:.0f}, new {new['mean_steps']:.1f} "
+                    "on average)",
+        "early_stop_evaluations": "  of which early-stopping evaluations",
+        "scoring": "score the validation windows and the blend's mixes",
+        "job_states": "rebuild states in the job",
+        "swap_states": "rebuild states after the swap",
+        "total": "one retrain",
+    }  # fmt: skip
+    for key, label in names.items():
+        a, b = old["seconds_per_retrain"][key], new["seconds_per_retrain"][key]
+        table.add_row(label, f"{1e3 * a:.1f}", f"{1e3 * b:.1f}", f"{b / a:.2f}" if a > 0 else "-")
+    out = _console()
+    out.print(table)
+    k = "mae_last"
+    out.print(
+        f"retrains: old {old['retrains']} ({old['accepted']} accepted), new {new['retrains']} "
+        f"({new['accepted']} accepted); training windows held per retrain: old "
+        f"{old['window_mb']:.1f} MB, new {new['window_mb']:.1f} MB; new early_stop_every "
+        f"{result['early_stop_every']}, early_stop_patience {result['early_stop_patience']}"
+    )
+    out.print(
+        f"+1 / +{result['horizon']} MAE after a 10% warm-up: old {old['mae_1']:.4f} / "
+        f"{old[k]:.4f}, new {new['mae_1']:.4f} / {new[k]:.4f}; whole run (learning "
+        f"included): old {old['learn_seconds']:.1f} s, new {new['learn_seconds']:.1f} s"
+    )

@@ -1,0 +1,117 @@
+"""``forecaster bench drift`` and ``forecaster bench retrain``: their figures, on small runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipelines.benchmarks import drift
+from pipelines.cli import main
+from tests.conftest import needs_compiled_speed
+
+TINY = """
+[model]
+horizon = 3
+hidden_size = 6
+history = 200
+window = 24
+burn_in = 4
+batch_windows = 6
+train_steps = 20
+retrain_every = 200
+first_retrain = 100
+swap_delay = 20
+rebuild_steps = 12
+loss = "mae"
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def test_recovery_is_where_the_mae_stays_within_ten_percent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(drift, "CHANGE", 10)
+    monkeypatch.setattr(drift, "WINDOW", 4)
+    err = np.ones(40)
+    err[10:20] = 3.0  # elevated for 10 events after the change
+    # windows of 4 from post-change event k: the last one above 1.1 starts at k = 9
+    assert drift.recovery(err, 1.0) == 10
+    err[30] = 1.5  # one error of 1.5 lifts its four windows to 1.125: not yet recovered
+    assert drift.recovery(err, 1.0) == 21
+    assert drift.recovery(np.ones(40), 1.0) == 0
+    err[-4:] = 2.0  # still above at the end
+    assert drift.recovery(err, 1.0) is None
+
+
+def test_the_streams_change_as_described() -> None:
+    for kind in drift.KINDS:
+        ts, y = drift.stream(kind)
+        assert np.all(np.diff(ts) == drift.SPACING)
+        before = y[drift.CHANGE - 2000 : drift.CHANGE]
+        after = y[drift.CHANGE : drift.CHANGE + 2000]
+        if kind == "level shift":
+            assert after.mean() - before.mean() == pytest.approx(3.0, abs=0.05)
+        elif kind == "noise scale":
+            assert np.diff(after).std() == pytest.approx(4 * np.diff(before).std(), rel=0.1)
+        elif kind == "stationary control":
+            assert y.size == drift.CONTROL_EVENTS
+    with pytest.raises(ValueError, match="stream kind must be one of"):
+        drift.stream("tsunami")
+
+
+@needs_compiled_speed
+def test_bench_drift_reports_every_stream_and_a_verdict(
+    tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in (("CHANGE", 1200), ("EVENTS", 2000), ("CONTROL_EVENTS", 2000),
+                        ("WINDOW", 100), ("TAIL", 300), ("LONGEST", 800)):  # fmt: skip
+        monkeypatch.setattr(drift, name, value)
+    result = CliRunner().invoke(main, ["bench", "drift", "--config", str(tiny), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [r["stream"] for r in report["rows"]] == list(drift.KINDS)
+    control = report["rows"][-1]
+    assert control["retrain_ratio"] == control["retrains_drift"] / control["retrains_schedule"]
+    assert control["reasons_schedule"]["drift"] == 0
+    for row in report["rows"][:-1]:
+        assert row["level"] > 0 and "recovery_drift" in row and "recovery_schedule" in row
+    assert report["passes"] == all(r["passes"] for r in report["rows"])
+    printed = CliRunner().invoke(main, ["bench", "drift", "--config", str(tiny)])
+    assert printed.exit_code == 0, printed.output
+    assert "passes: " in printed.output and "stationary control" in printed.output
+
+
+@needs_compiled_speed
+def test_bench_retrain_times_every_phase_old_and_new(tiny: Path) -> None:
+    args = ["bench", "retrain", "--config", str(tiny), "--events", "800", "--json",
+            "--early-stop-every", "2", "--early-stop-patience", "1"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    old, new = report["old"], report["new"]
+    assert old["retrains"] == new["retrains"] >= 3  # at 100, 200, 400, 600
+    assert old["mean_steps"] == 20 and new["mean_steps"] <= 20
+    for side in (old, new):
+        per = side["seconds_per_retrain"]
+        assert all(per[p] > 0 for p in ("windows", "training", "scoring", "job_states"))
+        assert per["total"] == pytest.approx(
+            sum(v for k, v in per.items() if k not in ("total", "early_stop_evaluations"))
+        )
+    assert old["seconds_per_retrain"]["early_stop_evaluations"] == 0
+    assert new["seconds_per_retrain"]["early_stop_evaluations"] > 0
+    assert new["window_mb"] < old["window_mb"]  # one history copied, not 120 windows
+    printed = CliRunner().invoke(
+        main, ["bench", "retrain", "--config", str(tiny), "--events", "800"]
+    )
+    assert printed.exit_code == 0, printed.output
+    assert "one retrain" in printed.output
