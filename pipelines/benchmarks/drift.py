@@ -5,15 +5,18 @@ spacing) with noise, and at event ``CHANGE`` one of: a level shift, a change of 
 cycle's shape, a change of the noise scale; and a stationary control with no change.
 Each stream is learned twice with the shipped ``config/sensors.toml``: with the
 schedule alone (as shipped: a retrain every 1,000 events, and once at 300), and with
-``retrain_on = ["schedule", "drift"]``, where the schedule is only the longest wait
-(``BACKSTOP`` events) and the drift detector starts retrains.
+``retrain_on = ["schedule", "drift"]``: the drift detector starts retrains, and the
+schedule's wait doubles after each retrain it starts, up to ``LONGEST`` events
+(``retrain_every_max``), and is back to 1,000 after a drift retrain.
 
 Recovery: the post-change level of a stream is the lower of the two runs' +1 MAE
-over its last ``TAIL`` events; a run has recovered ``k`` events after the change when
-the +1 MAE over the ``WINDOW`` events from there is within 10% of that level for the
-first time. Goals (issue 14): on each change, drift-triggered retraining recovers in at
-most half the events the schedule alone needs, and on the stationary control it
-retrains at most a fifth as often.
+over its last ``TAIL`` events; a run is back ``k`` events after the change when the
++1 MAE over the ``WINDOW`` events from there is within 10% of that level for the first
+time (0: never more than 10% above it). A window after the event, not before it, so the
+figure is when the errors are back, not when a trailing average has forgotten them.
+Goals (issue 14): on each change, drift-triggered retraining recovers in at most half
+the events the schedule alone needs, and on the stationary control it retrains at most
+a fifth as often.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / "config" / "sensors.toml"
 CHANGE, EVENTS, CONTROL_EVENTS = 10_500, 16_500, 30_000
 PERIOD, SPACING = 144, 600.0  # a daily cycle of 10-minute events
 WINDOW, TAIL, WITHIN = 500, 2000, 0.10
+FIRST = 1000  # the +1 MAE over the first 1,000 events after the change is reported too
 LONGEST = 16_000  # with the drift trigger, the schedule's longest wait (retrain_every_max)
 KINDS = ("level shift", "seasonal shape", "noise scale", "stationary control")
 
@@ -93,18 +97,16 @@ def run_one(cfg: ForecasterConfig, kind: str, seed: int = 0) -> dict[str, Any]:
 
 
 def recovery(abs_err: F64Array, level: float) -> int | None:
-    """Events after the change until the +1 MAE stays within 10% of ``level``.
+    """Events after the change until the +1 MAE is back within 10% of ``level``.
 
     The MAE at event ``k`` after the change is over the ``WINDOW`` errors from there;
-    ``None`` when it is not within 10% at the end.
+    ``None`` when it is never within 10%.
     """
     post = abs_err[CHANGE:]
     sums = np.concatenate([[0.0], np.cumsum(post)])
     means = (sums[WINDOW:] - sums[:-WINDOW]) / WINDOW
-    bad = np.flatnonzero(means > (1.0 + WITHIN) * level)
-    if not bad.size:
-        return 0
-    return None if bad[-1] == means.size - 1 else int(bad[-1]) + 1
+    ok = np.flatnonzero(means <= (1.0 + WITHIN) * level)
+    return int(ok[0]) if ok.size else None
 
 
 def run(config: Path = SHIPPED, seed: int = 0,
@@ -122,7 +124,7 @@ def run(config: Path = SHIPPED, seed: int = 0,
         for name, r in runs.items():
             row[f"retrains_{name}"] = r["retrains"]
             row[f"reasons_{name}"] = r["by_reason"]
-            row[f"mae_{name}"] = float(np.mean(r["abs_err"][CHANGE:]))
+            row[f"mae_{name}"] = float(np.mean(r["abs_err"][CHANGE : CHANGE + FIRST]))
         if kind == "stationary control":
             row["retrain_ratio"] = runs["drift"]["retrains"] / max(runs["schedule"]["retrains"], 1)
             row["passes"] = row["retrain_ratio"] <= 0.2
@@ -133,6 +135,8 @@ def run(config: Path = SHIPPED, seed: int = 0,
                 row[f"recovery_{name}"] = recovery(r["abs_err"], level)
             sched, drift = row["recovery_schedule"], row["recovery_drift"]
             row["recovery_ratio"] = drift / sched if drift is not None and sched else None
+            # With no excess at all under the schedule there is nothing to halve: met
+            # only if drift has none either.
             row["passes"] = drift is not None and (sched is None or drift <= 0.5 * sched)
         rows.append(row)
     return {

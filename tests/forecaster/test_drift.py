@@ -257,3 +257,26 @@ def test_a_stretching_schedule_needs_both_triggers_and_a_longer_wait() -> None:
         ForecasterConfig(retrain_on=("schedule", "drift"), retrain_every_max=500)
     cfg = ForecasterConfig(retrain_on=("schedule", "drift"), retrain_every_max=8000)
     assert cfg.retrain_every_max == 8000
+
+
+@pytest.mark.parametrize("name", ["sensors.toml", "fleet.toml"])
+def test_the_shipped_configs_show_the_retraining_defaults(name: str) -> None:
+    import re
+    import tomllib
+    from dataclasses import fields
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "config" / name).read_text()
+    new = ("early_stop_every", "early_stop_patience", "retrain_on", "drift_threshold",
+           "drift_delta", "drift_warmup", "drift_check", "drift_min_spacing",
+           "retrain_every_max")  # fmt: skip
+    line = r"^# (\w+) = (\S.*?)[ \t]*(?:#.*)?$"
+    shown = {
+        m[1]: tomllib.loads(f"v = {m[2]}")["v"]
+        for m in re.finditer(line, text, flags=re.MULTILINE)
+        if m[1] in new
+    }
+    defaults = {f.name: f.default for f in fields(ForecasterConfig)}
+    for key in new:
+        default = defaults[key]
+        assert shown[key] == (list(default) if isinstance(default, tuple) else default), key

@@ -37,20 +37,20 @@ def tiny(tmp_path: Path) -> Path:
     return path
 
 
-def test_recovery_is_where_the_mae_stays_within_ten_percent(
+def test_recovery_is_where_the_mae_is_back_within_ten_percent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(drift, "CHANGE", 10)
     monkeypatch.setattr(drift, "WINDOW", 4)
     err = np.ones(40)
     err[10:20] = 3.0  # elevated for 10 events after the change
-    # windows of 4 from post-change event k: the last one above 1.1 starts at k = 9
+    # the window of 4 from post-change event k holds 10 - k errors of 3 while k < 10:
+    # (3 * 1 + 1 * 3) / 4 = 1.5 at k = 9, all ones (1.0) from k = 10
     assert drift.recovery(err, 1.0) == 10
-    err[30] = 1.5  # one error of 1.5 lifts its four windows to 1.125: not yet recovered
-    assert drift.recovery(err, 1.0) == 21
+    assert drift.recovery(err, 1.0 / 1.1) == 10
+    assert drift.recovery(err, 1.5 / 1.1) == 9
     assert drift.recovery(np.ones(40), 1.0) == 0
-    err[-4:] = 2.0  # still above at the end
-    assert drift.recovery(err, 1.0) is None
+    assert drift.recovery(np.full(40, 2.0), 1.0) is None
 
 
 def test_the_streams_change_as_described() -> None:
