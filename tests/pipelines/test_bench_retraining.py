@@ -11,7 +11,6 @@ from click.testing import CliRunner
 
 from pipelines.benchmarks import drift
 from pipelines.cli import main
-from tests.conftest import needs_compiled_speed
 
 TINY = """
 [model]
@@ -69,7 +68,6 @@ def test_the_streams_change_as_described() -> None:
         drift.stream("tsunami")
 
 
-@needs_compiled_speed
 def test_bench_drift_reports_every_stream_and_a_verdict(
     tiny: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -91,7 +89,6 @@ def test_bench_drift_reports_every_stream_and_a_verdict(
     assert "passes: " in printed.output and "stationary control" in printed.output
 
 
-@needs_compiled_speed
 def test_bench_retrain_times_every_phase_old_and_new(tiny: Path) -> None:
     args = ["bench", "retrain", "--config", str(tiny), "--events", "800", "--json",
             "--early-stop-every", "2", "--early-stop-patience", "1"]  # fmt: skip
