@@ -135,7 +135,7 @@ class ForecasterConfig:
     early_stop_every: int = 0
     early_stop_patience: int = 2
     retrain_on: tuple[str, ...] = ("schedule",)
-    drift_threshold: float = 50.0
+    drift_threshold: float = 100.0
     drift_delta: float = 0.1
     drift_warmup: int = 200
     drift_check: int = 64
