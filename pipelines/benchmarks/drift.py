@@ -141,6 +141,7 @@ def run(config: Path = SHIPPED, seed: int = 0,
         rows.append(row)
     return {
         "config": str(config), "change_at": CHANGE, "events": EVENTS, "window": WINDOW,
+        "tail": TAIL, "first": FIRST,
         "control_events": CONTROL_EVENTS, "retrain_every_max": LONGEST,
         "schedule": {"retrain_every": cfgs["schedule"].retrain_every,
                      "first_retrain": cfgs["schedule"].first_retrain},
