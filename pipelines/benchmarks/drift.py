@@ -14,13 +14,16 @@ over its last ``TAIL`` events; a run is back ``k`` events after the change when 
 +1 MAE over the ``WINDOW`` events from there is within 10% of that level for the first
 time (0: never more than 10% above it). A window after the event, not before it, so the
 figure is when the errors are back, not when a trailing average has forgotten them.
-Goals (issue 14): on each change, drift-triggered retraining recovers in at most half
-the events the schedule alone needs, and on the stationary control it retrains at most
-a fifth as often.
+Every figure is the median over seeds (three by default): one seed's recovery hinges
+on where a 500-event MAE first dips under the 10% line, and the seeds disagree. Goals
+(issue 14): on each change, drift-triggered retraining recovers in at most half the
+events the schedule alone needs, and on the stationary control it retrains at most a
+fifth as often.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -109,31 +112,47 @@ def recovery(abs_err: F64Array, level: float) -> int | None:
     return int(ok[0]) if ok.size else None
 
 
-def run(config: Path = SHIPPED, seed: int = 0,
+def _median(values: list[int | None]) -> int | None:
+    """The median of recoveries, ``None`` (never back) counting as the longest."""
+    mid = float(np.median([math.inf if v is None else v for v in values]))
+    return None if math.isinf(mid) else int(mid)
+
+
+def run(config: Path = SHIPPED, seeds: tuple[int, ...] = (0, 1, 2),
         progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Every stream with both contenders; one row per stream, and the verdict."""
+    """Every stream with both contenders and each seed, and the verdict.
+
+    One row per stream: per-seed figures, and their medians.
+    """
     cfgs = configs(config)
     rows = []
     for kind in KINDS:
-        runs = {}
-        for name, cfg in cfgs.items():
-            if progress is not None:
-                progress(f"{kind}: {name}")
-            runs[name] = run_one(cfg, kind, seed)
         row: dict[str, Any] = {"stream": kind}
-        for name, r in runs.items():
-            row[f"retrains_{name}"] = r["retrains"]
-            row[f"reasons_{name}"] = r["by_reason"]
-            row[f"mae_{name}"] = float(np.mean(r["abs_err"][CHANGE : CHANGE + FIRST]))
+        for seed in seeds:
+            runs = {}
+            for name, cfg in cfgs.items():
+                if progress is not None:
+                    progress(f"{kind}, seed {seed}: {name}")
+                runs[name] = run_one(cfg, kind, seed)
+            level = min(float(np.mean(r["abs_err"][-TAIL:])) for r in runs.values())
+            row.setdefault("level_per_seed", []).append(level)
+            for name, r in runs.items():
+                per_seed = {
+                    "retrains": r["retrains"], "reasons": r["by_reason"],
+                    "mae": float(np.mean(r["abs_err"][CHANGE : CHANGE + FIRST])),
+                    "recovery": recovery(r["abs_err"], level),
+                }  # fmt: skip
+                for key, value in per_seed.items():
+                    row.setdefault(f"{key}_{name}_per_seed", []).append(value)
+        for name in cfgs:
+            row[f"retrains_{name}"] = float(np.median(row[f"retrains_{name}_per_seed"]))
+            row[f"mae_{name}"] = float(np.median(row[f"mae_{name}_per_seed"]))
         if kind == "stationary control":
-            row["retrain_ratio"] = runs["drift"]["retrains"] / max(runs["schedule"]["retrains"], 1)
+            row["retrain_ratio"] = row["retrains_drift"] / max(row["retrains_schedule"], 1.0)
             row["passes"] = row["retrain_ratio"] <= 0.2
         else:
-            level = min(float(np.mean(r["abs_err"][-TAIL:])) for r in runs.values())
-            row["level"] = level
-            for name, r in runs.items():
-                row[f"recovery_{name}"] = recovery(r["abs_err"], level)
-            sched, drift = row["recovery_schedule"], row["recovery_drift"]
+            sched = row["recovery_schedule"] = _median(row["recovery_schedule_per_seed"])
+            drift = row["recovery_drift"] = _median(row["recovery_drift_per_seed"])
             row["recovery_ratio"] = drift / sched if drift is not None and sched else None
             # With no excess at all under the schedule there is nothing to halve: met
             # only if drift has none either.
@@ -148,5 +167,5 @@ def run(config: Path = SHIPPED, seed: int = 0,
         "drift": {k: getattr(cfgs["drift"], k) for k in (
             "drift_threshold", "drift_delta", "drift_warmup", "drift_check",
             "drift_min_spacing")},
-        "rows": rows, "passes": all(r["passes"] for r in rows),
+        "seeds": list(seeds), "rows": rows, "passes": all(r["passes"] for r in rows),
     }  # fmt: skip

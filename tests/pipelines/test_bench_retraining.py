@@ -74,17 +74,22 @@ def test_bench_drift_reports_every_stream_and_a_verdict(
     for name, value in (("CHANGE", 1200), ("EVENTS", 2000), ("CONTROL_EVENTS", 2000),
                         ("WINDOW", 100), ("TAIL", 300), ("LONGEST", 800)):  # fmt: skip
         monkeypatch.setattr(drift, name, value)
-    result = CliRunner().invoke(main, ["bench", "drift", "--config", str(tiny), "--json"])
+    args = ["bench", "drift", "--config", str(tiny), "--seeds", "0,1"]
+    result = CliRunner().invoke(main, [*args, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert [r["stream"] for r in report["rows"]] == list(drift.KINDS)
     control = report["rows"][-1]
     assert control["retrain_ratio"] == control["retrains_drift"] / control["retrains_schedule"]
-    assert control["reasons_schedule"]["drift"] == 0
+    assert all(r["drift"] == 0 for r in control["reasons_schedule_per_seed"])
     for row in report["rows"][:-1]:
-        assert row["level"] > 0 and "recovery_drift" in row and "recovery_schedule" in row
+        assert min(row["level_per_seed"]) > 0 and "recovery_drift" in row
+        assert len(row["recovery_schedule_per_seed"]) == 2
     assert report["passes"] == all(r["passes"] for r in report["rows"])
-    printed = CliRunner().invoke(main, ["bench", "drift", "--config", str(tiny)])
+    for row in report["rows"]:  # medians of the two seeds
+        assert len(row["mae_drift_per_seed"]) == 2
+        assert row["mae_drift"] == pytest.approx(np.median(row["mae_drift_per_seed"]))
+    printed = CliRunner().invoke(main, args)
     assert printed.exit_code == 0, printed.output
     assert "passes: " in printed.output and "stationary control" in printed.output
 
