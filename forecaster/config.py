@@ -14,6 +14,7 @@ from forecaster.core import SGD, Adam, Loss, Optimizer, RMSprop
 
 CALENDAR_FEATURES = ("hour", "weekday")
 AGGREGATIONS = ("none", "mlpoly")
+RETRAIN_TRIGGERS = ("schedule", "drift")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,33 @@ class ForecasterConfig:
         ``swap_delay`` events after the start (the hot path waits if training is
         slower), so outputs do not depend on thread timing. Hidden states are then
         rebuilt by re-running each series' last ``rebuild_steps`` events.
+    Early stopping
+        With ``early_stop_every`` (0: off), training evaluates the GRU's loss on the
+        held-out validation windows every that many steps and stops once
+        ``early_stop_patience`` evaluations in a row have not improved on the best; the
+        weights (and optimiser state) of the best evaluation are kept. Training starts
+        from the current weights, so a retrain on a steady stream stops early.
+    Retraining triggers
+        ``retrain_on`` names what starts a retrain: ``"schedule"`` (``retrain_every``
+        and ``retrain_interval`` above) and/or ``"drift"``: a one-sided Page-Hinkley
+        test (:mod:`forecaster.drift`) on the scaled absolute +1 errors of the issued
+        forecasts, ``min(|y - yhat| / scale, clip_sigma)``, in arrival order over all
+        series of the model. Each error moves the statistic by
+        ``error / mean - 1 - drift_delta`` (floored at 0), the mean being over the
+        errors since the last reset, after the first ``drift_warmup`` of them. The test
+        is made every ``drift_check`` events (fixed event counts, so the result does
+        not depend on batching); when the statistic exceeds ``drift_threshold`` and at
+        least ``drift_min_spacing`` events have passed since the last retrain started,
+        a retrain starts at once. The detector resets when a retrain's result applies
+        (accepted or not: errors a retrain could not improve become the new norm). With
+        both triggers the schedule is the longest wait: ``retrain_every`` counts from the
+        last retrain's start, whatever started it, and with ``retrain_every_max`` (0:
+        off) the wait doubles after each retrain the schedule starts, up to that many
+        events, and is back to ``retrain_every`` after any other retrain: a young model
+        or one just after a change retrains often, a settled one on steady data rarely.
+        ``first_retrain`` applies with either trigger. Each retrain's reason is
+        ``"first"``, ``"schedule"``, ``"drift"`` or ``"manual"``
+        (:meth:`OnlineForecaster.retrain_now`).
     Intervals
         ``coverage``: nominal coverage of the conformal intervals. Per horizon step, the
         half-width (in units of the series' scale) is tracked online: after every block
@@ -119,6 +147,15 @@ class ForecasterConfig:
     swap_delay: int = 200
     rebuild_steps: int = 48
     validation_fraction: float = 0.25
+    early_stop_every: int = 0
+    early_stop_patience: int = 2
+    retrain_on: tuple[str, ...] = ("schedule",)
+    drift_threshold: float = 100.0
+    drift_delta: float = 0.1
+    drift_warmup: int = 200
+    drift_check: int = 64
+    drift_min_spacing: int = 500
+    retrain_every_max: int = 0
     loss: str = "mse"
     huber_delta: float = 1.0
     optimizer: str = "adam"
@@ -203,6 +240,30 @@ class ForecasterConfig:
                 raise ValueError(msg)
         Loss.parse(self.loss)
         self.make_optimizer()
+        self._check_retraining()
+
+    def _check_retraining(self) -> None:
+        """Early stopping and the retraining triggers."""
+        _check_int("early_stop_every", self.early_stop_every, 0)
+        _check_int("early_stop_patience", self.early_stop_patience, 1)
+        on = self.retrain_on
+        if (not isinstance(on, tuple) or not on or len(set(on)) != len(on)
+                or any(t not in RETRAIN_TRIGGERS for t in on)):  # fmt: skip
+            msg = (f"retrain_on must be a non-empty list of distinct triggers among "
+                   f"{RETRAIN_TRIGGERS}, got {on!r}")  # fmt: skip
+            raise ValueError(msg)
+        _check_float("drift_threshold", self.drift_threshold, lower=0.0, strict=True)
+        _check_float("drift_delta", self.drift_delta, lower=0.0, strict=False)
+        _check_int("drift_warmup", self.drift_warmup, 1)
+        _check_int("drift_check", self.drift_check, 1)
+        _check_int("drift_min_spacing", self.drift_min_spacing, 0)
+        _check_int("retrain_every_max", self.retrain_every_max, 0)
+        most = self.retrain_every_max
+        if most and ("drift" not in on or "schedule" not in on or most < self.retrain_every):
+            msg = (f"retrain_every_max ({most}) stretches the schedule between drift retrains: "
+                   f"it needs retrain_on with \"schedule\" and \"drift\" (got {on!r}) and "
+                   f"at least retrain_every ({self.retrain_every})")  # fmt: skip
+            raise ValueError(msg)
 
     @property
     def input_size(self) -> int:

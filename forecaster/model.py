@@ -10,6 +10,8 @@ import numpy as np
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array, GRUSpec, gru_readout, gru_step, step_workspace
 from forecaster.core.events import lags_and_levels
+from forecaster.core.params import I64Array
+from forecaster.drift import ErrorDrift
 from forecaster.experts import POOL_EVERY, Experts
 from forecaster.retrain import (
     RetrainJob,
@@ -25,6 +27,9 @@ from forecaster.stream import StreamModel, Wave, clip
 
 _TWO_PI = 2.0 * math.pi
 _RESULT_ARRAYS = ("params", "opt_state", "blend", "blend_losses", "states", "rows", "counts")
+# Why a retrain started: the first early one, the schedule, the drift detector, or a
+# call of retrain_now() (the service's warm-up, a user).
+REASONS = ("first", "schedule", "drift", "manual")
 
 
 class _Finished:
@@ -65,6 +70,8 @@ class OnlineForecaster(StreamModel):
     0.166
     """
 
+    job_type: type[RetrainJob] = RetrainJob  # what runs a retrain (a benchmark times one)
+
     def __init__(self, cfg: ForecasterConfig | dict[str, Any] | None = None) -> None:
         if isinstance(cfg, dict):
             cfg = ForecasterConfig.from_dict(cfg)
@@ -90,7 +97,8 @@ class OnlineForecaster(StreamModel):
         self.retrains_rejected = 0
         self.retrains_failed = 0  # raised an exception: counted apart from rejections
         self.last_retrain_error = ""  # the latest failed retrain's traceback
-        self.retrain_log: list[dict[str, float]] = []
+        self.retrain_log: list[dict[str, Any]] = []
+        self.retrains_by_reason = dict.fromkeys(REASONS, 0)
         self._work = step_workspace(self.spec)
         self._seasons = np.array(cfg.seasons, dtype=np.float64)
         # Each level's weight per event; the same Python float the NumPy form multiplied by.
@@ -98,6 +106,15 @@ class OnlineForecaster(StreamModel):
         self._job: RetrainJob | None = None
         self._swap_at = -1  # event count at which the job's result applies
         self._next_time = -math.inf  # event time of the next time-triggered retrain
+        self._job_reason, self._job_start = "", -1  # the running job's reason and start
+        self._last_start = -1  # event count at which the latest retrain started
+        self._stretch = 0  # scheduled retrains in a row (with drift: each doubles the wait)
+        on = cfg.retrain_on
+        # The schedule's settings count only when the schedule is a trigger.
+        self._every = cfg.retrain_every if "schedule" in on else 0
+        self._interval = cfg.retrain_interval if "schedule" in on else 0.0
+        self._drift = (ErrorDrift(cfg.drift_threshold, cfg.drift_delta, cfg.drift_warmup,
+                                  cfg.clip_sigma) if "drift" in on else None)  # fmt: skip
 
     def _extra_shapes(self) -> Shapes:
         c, d = len(self.cfg.covariates), self.cfg.input_size
@@ -168,48 +185,95 @@ class OnlineForecaster(StreamModel):
         return yhat
 
     # --- the retraining schedule, in event terms --------------------------------
+    def _next_due(self, n: int) -> int:
+        """The event count after ``n`` at which the count schedule starts a retrain (0: never).
+
+        A grid of ``retrain_every`` events. With the drift trigger too, the grid counts
+        from the latest retrain's start, so the schedule is the longest wait, and with
+        ``retrain_every_max`` that wait doubles with each retrain the schedule started
+        in a row, up to it.
+        """
+        every = self._every
+        if not every:
+            return 0
+        if self._drift is None:
+            return every * (n // every + 1)
+        most = self.cfg.retrain_every_max
+        if most:
+            every = min(every * 2 ** min(self._stretch, 62), most)
+        anchor = max(self._last_start, 0)
+        return anchor + every * ((n - anchor) // every + 1)
+
+    def _next_check(self, n: int) -> int:
+        """The event count after ``n`` at which a drift may start a retrain (0: never)."""
+        if self._drift is None:
+            return 0
+        earliest = n + 1
+        if self._last_start >= 0:
+            earliest = max(earliest, self._last_start + self.cfg.drift_min_spacing)
+        c = self.cfg.drift_check
+        return -(-earliest // c) * c
+
     def _cut_limit(self, ts: F64Array) -> int:
         limit = int(ts.shape[0])
-        every, first = self.cfg.retrain_every, self.cfg.first_retrain
-        if every:
-            limit = min(limit, every - self.n_events % every)
+        n, first = self.n_events, self.cfg.first_retrain
+        due = self._next_due(n)
+        if due:
+            limit = min(limit, due - n)
         if self.experts is not None:
-            limit = min(limit, POOL_EVERY - self.n_events % POOL_EVERY)
-        if first > self.n_events:
-            limit = min(limit, first - self.n_events)
+            limit = min(limit, POOL_EVERY - n % POOL_EVERY)
+        if first > n:
+            limit = min(limit, first - n)
         if self._job is not None:
-            limit = min(limit, self._swap_at - self.n_events)
-        elif self.cfg.retrain_interval > 0:
-            due = np.flatnonzero(ts >= self._next_time)
-            if due.size:
-                limit = min(limit, int(due[0]) + 1)
+            limit = min(limit, self._swap_at - n)
+        else:
+            check = self._next_check(n)
+            if check:
+                limit = min(limit, check - n)
+            if self._interval > 0:
+                due_t = np.flatnonzero(ts >= self._next_time)
+                if due_t.size:
+                    limit = min(limit, int(due_t[0]) + 1)
         return max(1, limit)
 
     def _after_cut(self, last_ts: float) -> None:
-        cfg = self.cfg
-        if self.experts is not None and self.n_events % POOL_EVERY == 0:
+        cfg, n = self.cfg, self.n_events
+        if self.experts is not None and n % POOL_EVERY == 0:
             self.experts.pool(self.table)
-        if self._job is not None and self.n_events >= self._swap_at:
+        if self._drift is not None:
+            self._drift.flush()  # this cut's errors, in arrival order
+        if self._job is not None and n >= self._swap_at:
             self._apply(self._job.result())
             self._job = None
         if self._job is not None:
             return
-        if self._next_time == -math.inf and cfg.retrain_interval > 0:
-            self._next_time = last_ts + cfg.retrain_interval
+        if self._next_time == -math.inf and self._interval > 0:
+            self._next_time = last_ts + self._interval
         if not self.retrain_enabled:
             return
-        by_count = bool(cfg.retrain_every) and self.n_events % cfg.retrain_every == 0
-        by_count = by_count or (cfg.first_retrain > 0 and self.n_events == cfg.first_retrain)
-        by_time = cfg.retrain_interval > 0 and last_ts >= self._next_time
-        if by_count or by_time:
-            if cfg.retrain_interval > 0:
-                self._next_time = last_ts + cfg.retrain_interval
-            self.retrain_now()
+        first = cfg.first_retrain > 0 and n == cfg.first_retrain
+        by_count = first or (bool(self._every) and self._next_due(n - 1) == n)
+        by_time = self._interval > 0 and last_ts >= self._next_time
+        drift = self._drift is not None and n % cfg.drift_check == 0 and self._drift.fired
+        drift = drift and (self._last_start < 0 or n - self._last_start >= cfg.drift_min_spacing)
+        if by_count or by_time or drift:
+            if self._interval > 0:
+                self._next_time = last_ts + self._interval
+            self._start("first" if first else "schedule" if by_count or by_time else "drift")
 
     @property
     def retrain_running(self) -> bool:
         """A retrain is in flight and not finished: :meth:`snapshot` would wait for it."""
         return self._job is not None and not self._job.done()
+
+    @property
+    def drift_statistic(self) -> float:
+        """The drift detector's statistic now (0.0 without the ``"drift"`` trigger).
+
+        A retrain may start once it exceeds ``drift_threshold`` (see
+        :class:`forecaster.ForecasterConfig`); it returns to 0 when a retrain applies.
+        """
+        return 0.0 if self._drift is None else self._drift.statistic
 
     def events_before_wait(self, ts: F64Array | None = None) -> int | None:
         """How many of the next events can be learned without waiting for a retrain.
@@ -220,7 +284,8 @@ class OnlineForecaster(StreamModel):
         (``background`` off or ``swap_delay`` 0). A stream that must stay responsive
         (the service) learns at most this many events, then polls until the running
         retrain is done. Late events, which are dropped, only make the count
-        conservative.
+        conservative, and so does the drift trigger: a retrain is assumed to start at
+        its next test.
 
         Examples
         --------
@@ -236,14 +301,15 @@ class OnlineForecaster(StreamModel):
         if self._job is not None and not self._job.done():
             return max(0, self._swap_at - n - 1)
         start = math.inf  # events to learn until the one that starts the next retrain
-        if cfg.retrain_every:
-            start = cfg.retrain_every - n % cfg.retrain_every
+        for due in (self._next_due(n), self._next_check(n)):
+            if due:
+                start = min(start, due - n)
         if cfg.first_retrain > n:
             start = min(start, cfg.first_retrain - n)
-        if cfg.retrain_interval > 0:
-            due = np.flatnonzero(ts >= self._next_time) if ts is not None else np.zeros(1)
-            if due.size:
-                start = min(start, int(due[0]) + 1)
+        if self._interval > 0:
+            due_t = np.flatnonzero(ts >= self._next_time) if ts is not None else np.zeros(1)
+            if due_t.size:
+                start = min(start, int(due_t[0]) + 1)
         if self._job is not None:  # finished; a new one starts once it has been applied
             start = max(start, self._swap_at - n)
         if math.isinf(start):
@@ -253,16 +319,25 @@ class OnlineForecaster(StreamModel):
     def retrain_now(self) -> bool:
         """Start a retrain from the current histories; ``False`` if there is no full window yet.
 
-        Its weights apply ``swap_delay`` events later (at once if that is 0).
+        Its weights apply ``swap_delay`` events later (at once if that is 0). It is
+        logged with the reason ``"manual"``, and it restarts the schedule's count when
+        the drift trigger is on.
         """
+        return self._start("manual")
+
+    def _start(self, reason: str) -> bool:
         if self._job is not None:
             return False
-        job = RetrainJob(self.cfg, self.spec, self.params, self.opt_state, self.blend,
-                         self.blend_losses, self.table,
-                         (self.cfg.seed, self.retrains_started))  # fmt: skip
+        job = self.job_type(self.cfg, self.spec, self.params, self.opt_state, self.blend,
+                            self.blend_losses, self.table,
+                            (self.cfg.seed, self.retrains_started))  # fmt: skip
         if not job.ready:
             return False
         self.retrains_started += 1
+        self.retrains_by_reason[reason] += 1
+        self._last_start = self._job_start = self.n_events
+        self._stretch = self._stretch + 1 if reason == "schedule" else 0
+        self._job_reason = reason
         job.start(background=self.cfg.background and self.cfg.swap_delay > 0)
         self._job, self._swap_at = job, self.n_events + self.cfg.swap_delay
         if self.cfg.swap_delay == 0:
@@ -272,10 +347,14 @@ class OnlineForecaster(StreamModel):
 
     def _apply(self, res: RetrainResult) -> None:
         self.retrain_log.append({
-            "at_event": float(self.n_events), "train_loss": res.train_loss,
+            "at_event": float(self.n_events), "reason": self._job_reason,
+            "started_at": float(self._job_start), "train_loss": res.train_loss,
             "val_loss_before": res.val_loss_before, "val_loss_after": res.val_loss_after,
             "accepted": float(res.accepted), "failed": float(bool(res.error)),
+            "steps": float(res.steps),
         })  # fmt: skip
+        if self._drift is not None:  # the errors from here on set the next norm
+            self._drift.reset()
         if res.error:
             self.retrains_failed += 1
             self.last_retrain_error = res.error
@@ -288,6 +367,10 @@ class OnlineForecaster(StreamModel):
         self.params, self.opt_state, self.blend = res.params, res.opt_state, res.blend
         self.blend_losses = res.blend_losses
         self._rebuild(res)
+
+    def _observe_errors(self, pos: I64Array, errors: F64Array, scale: F64Array) -> None:
+        if self._drift is not None:
+            self._drift.collect(pos, errors, scale)
 
     def _rebuild(self, res: RetrainResult) -> None:
         """Bring hidden states in line with the new weights.
@@ -325,15 +408,20 @@ class OnlineForecaster(StreamModel):
             "retrains_failed": self.retrains_failed, "last_retrain_error": self.last_retrain_error,
             "retrain_enabled": self.retrain_enabled,
             "retrain_log": self.retrain_log, "swap_at": self._swap_at, "next_time": self._next_time,
-            "job": None,
+            "job": None, "retrains_by_reason": self.retrains_by_reason,
+            "last_start": self._last_start, "stretch": self._stretch,
+            "job_reason": self._job_reason,
+            "job_start": self._job_start,
         }  # fmt: skip
+        if self._drift is not None:
+            arrays["drift"] = self._drift.state
         if self._job is not None:  # an in-flight retrain is finished and stored
             res = self._job.result()
             arrays.update({f"job.{k}": getattr(res, k) for k in _RESULT_ARRAYS})
             meta["job"] = {"accepted": res.accepted, "train_loss": res.train_loss,
                            "val_loss_before": res.val_loss_before,
                            "val_loss_after": res.val_loss_after, "ids": res.ids,
-                           "error": res.error}  # fmt: skip
+                           "error": res.error, "steps": res.steps}  # fmt: skip
         return arrays, meta
 
     def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -352,6 +440,12 @@ class OnlineForecaster(StreamModel):
         self.retrain_log = meta["retrain_log"]
         self.retrain_enabled = meta["retrain_enabled"]
         self._swap_at, self._next_time = meta["swap_at"], meta["next_time"]
+        # Snapshots from before the drift trigger have no reasons and no detector.
+        self.retrains_by_reason.update(meta.get("retrains_by_reason", {}))
+        self._last_start, self._stretch = meta.get("last_start", -1), meta.get("stretch", 0)
+        self._job_reason, self._job_start = meta.get("job_reason", ""), meta.get("job_start", -1)
+        if self._drift is not None and "drift" in arrays:
+            self._drift.state[:] = arrays["drift"]
         job = meta["job"]
         if job is not None:
             fields: dict[str, Any] = {k: arrays[f"job.{k}"] for k in _RESULT_ARRAYS}
@@ -399,5 +493,7 @@ class OnlineForecaster(StreamModel):
             "retrains_accepted": self.retrains_accepted,
             "retrains_rejected": self.retrains_rejected,
             "retrains_failed": self.retrains_failed,
+            "retrains_by_reason": dict(self.retrains_by_reason),
+            "drift_statistic": self.drift_statistic,
             "bytes_per_series": self.bytes_per_series(),
         }

@@ -8,18 +8,23 @@ whether the job ran in a thread or inline.
 
 from __future__ import annotations
 
+import math
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array, GRUSpec, Loss, Trainer, forward, gru_step, step_workspace
+from forecaster.core.backprop import output_grad
 from forecaster.core.blend import mix_losses
 from forecaster.core.params import I64Array
 from forecaster.core.windows import gather_windows
 from forecaster.series import SeriesTable
+
+MixKernel = Callable[[F64Array, F64Array, F64Array, F64Array, F64Array, bool, F64Array], None]
 
 
 @dataclass(frozen=True)
@@ -35,20 +40,31 @@ class Windows:
     start: I64Array
 
 
-def sample_windows(
+@dataclass(frozen=True)
+class Draw:
+    """Windows drawn, not yet gathered.
+
+    Each one's series row, first event, and the number of events its series had seen.
+    """
+
+    rows: I64Array
+    start: I64Array
+    counts: I64Array
+
+
+def draw_windows(
     table: SeriesTable,
     cfg: ForecasterConfig,
     rng: np.random.Generator,
     n: int,
     recent: bool | None = None,
-) -> Windows | None:
+) -> Draw | None:
     """Draw ``n`` windows uniformly over the windows the histories hold.
 
-    Targets are ``(y[t+k] - y[t]) / scale[t]``; weights are 0 for the first ``burn_in``
-    positions and where ``t + k`` is not yet in the history. With ``recent=True`` only
-    windows ending in the last ``validation_fraction`` of each history are drawn, with
-    ``recent=False`` only those ending before it (the future is held out from training),
-    with ``None`` any. ``None`` is returned when no series has such a window.
+    With ``recent=True`` only windows ending in the last ``validation_fraction`` of each
+    history are drawn, with ``recent=False`` only those ending before it (the future is
+    held out from training), with ``None`` any. ``None`` is returned when no series has
+    such a window.
     """
     rows = table.active_rows()
     counts = table.count[rows]
@@ -64,16 +80,79 @@ def sample_windows(
     if per_row.sum() == 0:
         return None
     pick = rng.choice(rows.size, size=n, p=per_row / per_row.sum())
-    r = rows[pick]
     start = first[pick] + lo[pick] + rng.integers(0, per_row[pick])
-    k, t = cfg.horizon, cfg.window
-    x = np.empty((n, t, table.hist_x.shape[2]))
-    target = np.empty((n, t, k))
-    weight = np.empty((n, t, k))
-    gather_windows(table.hist_x, table.hist_y, table.hist_scale, np.ascontiguousarray(r),
-                   np.ascontiguousarray(start, dtype=np.int64), counts[pick], cfg.burn_in, x,
-                   target, weight)  # fmt: skip
-    return Windows(x, target, weight, start)
+    return Draw(np.ascontiguousarray(rows[pick]), np.ascontiguousarray(start, dtype=np.int64),
+                np.ascontiguousarray(counts[pick]))  # fmt: skip
+
+
+def gather(
+    draw: Draw, rows: I64Array, hist: tuple[F64Array, F64Array, F64Array], cfg: ForecasterConfig,
+    out: Windows | None = None,
+) -> Windows:  # fmt: skip
+    """The drawn windows, read from histories ``hist`` (inputs, values, scales) at ``rows``.
+
+    Targets are ``(y[t+k] - y[t]) / scale[t]``; weights are 0 for the first ``burn_in``
+    positions and where ``t + k`` is not yet in the history. ``out`` is filled when given.
+    """
+    n, t, k = draw.start.size, cfg.window, cfg.horizon
+    if out is None:
+        out = Windows(np.empty((n, t, hist[0].shape[2])), np.empty((n, t, k)),
+                      np.empty((n, t, k)), draw.start)  # fmt: skip
+    gather_windows(*hist, rows, draw.start, draw.counts, cfg.burn_in, out.x, out.y, out.w)
+    return out
+
+
+def sample_windows(
+    table: SeriesTable,
+    cfg: ForecasterConfig,
+    rng: np.random.Generator,
+    n: int,
+    recent: bool | None = None,
+) -> Windows | None:
+    """Draw ``n`` windows as :func:`draw_windows` does and gather them (:func:`gather`)."""
+    draw = draw_windows(table, cfg, rng, n, recent)
+    hist = (table.hist_x, table.hist_y, table.hist_scale)
+    return None if draw is None else gather(draw, draw.rows, hist, cfg)
+
+
+class TrainBatches:
+    """A retrain's training windows, batch by batch, as :func:`sample_windows` draws them.
+
+    Gathered all at once, or, when the histories they come from hold fewer events than
+    the windows do (one series: 4,096 events against 3,200 windows of 96), a batch at a
+    time from a copy of those histories: the same values, a small fraction of the
+    memory, and no gathering for batches that early stopping skips. ``lazy`` forces
+    either way (``None``: the smaller).
+    """
+
+    def __init__(
+        self, table: SeriesTable, draw: Draw, cfg: ForecasterConfig, lazy: bool | None = None
+    ) -> None:
+        self.cfg, self.draw = cfg, draw
+        used, at = np.unique(draw.rows, return_inverse=True)
+        if lazy is None:
+            lazy = used.size * cfg.history < draw.rows.size * cfg.window
+        self.lazy = lazy
+        b, t, k = cfg.batch_windows, cfg.window, cfg.horizon
+        if lazy:  # copies of the histories the windows read, and one batch's arrays
+            self._hist = (table.hist_x[used], table.hist_y[used], table.hist_scale[used])
+            self._rows = np.ascontiguousarray(at.reshape(-1), dtype=np.int64)
+            self._out = Windows(np.empty((b, t, table.hist_x.shape[2])), np.empty((b, t, k)),
+                                np.empty((b, t, k)), draw.start[:b])  # fmt: skip
+        else:
+            hist = (table.hist_x, table.hist_y, table.hist_scale)
+            self._all = gather(draw, draw.rows, hist, cfg)
+
+    def batch(self, step: int) -> Windows:
+        """Windows ``step * batch_windows`` to ``(step + 1) * batch_windows`` (reused arrays)."""
+        b = self.cfg.batch_windows
+        sel = slice(step * b, (step + 1) * b)
+        if not self.lazy:
+            a = self._all
+            return Windows(a.x[sel], a.y[sel], a.w[sel], a.start[sel])
+        d = self.draw
+        part = Draw(d.rows[sel], d.start[sel], d.counts[sel])
+        return gather(part, self._rows[sel], self._hist, self.cfg, self._out)
 
 
 def anchors(out: F64Array, x: F64Array, cfg: ForecasterConfig) -> F64Array:
@@ -123,15 +202,18 @@ def blend_combos(m: int) -> F64Array:
     return np.concatenate([single, pairs.reshape(-1, m)])
 
 
-def blend_losses(cand: F64Array, target: F64Array, weight: F64Array, kind: Loss) -> F64Array:
+def blend_losses(
+    cand: F64Array, target: F64Array, weight: F64Array, kind: Loss, kernel: MixKernel = mix_losses
+) -> F64Array:
     """Mean loss of every (step, mix): ``(K, C)``, mixes as in :func:`blend_combos`.
 
     ``cand`` is ``(B, T, K, M)`` (see :func:`anchors`), ``target`` and ``weight``
-    ``(B, T, K)``; the loss is the training loss.
+    ``(B, T, K)``; the loss is the training loss. ``kernel`` computes it
+    (:func:`forecaster.core.blend.mix_losses`, or its reference loop).
     """
     k, m = cand.shape[2], cand.shape[3]
     out = np.empty((k, blend_combos(m).shape[0]))
-    mix_losses(
+    kernel(
         np.ascontiguousarray(cand.reshape(-1, k, m)), np.ascontiguousarray(target.reshape(-1, k)),
         np.ascontiguousarray(weight.reshape(-1, k)), BLEND_GRID, PAIR_GRID, kind == Loss.MSE, out,
     )  # fmt: skip
@@ -208,6 +290,7 @@ class RetrainResult:
     ids: list[str | None]
     counts: I64Array  # events each row had when the job started
     error: str = ""  # the traceback of a retrain that raised (its weights are not used)
+    steps: int = 0  # training steps taken (fewer than train_steps: stopped early)
 
 
 class RetrainJob:
@@ -215,6 +298,9 @@ class RetrainJob:
 
     Everything read is copied in ``__init__``: the job never touches the live model.
     """
+
+    lazy_windows: bool | None = None  # how TrainBatches gathers (None: the cheaper way)
+    mix_kernel: MixKernel = staticmethod(mix_losses)  # scores the blend's mixes (blend_losses)
 
     def __init__(
         self,
@@ -234,7 +320,7 @@ class RetrainJob:
         # Validation is the recent past, training what came before: a retrain is judged
         # on how it would have forecast data it did not see.
         val = sample_windows(table, cfg, rng, n_val, recent=True)
-        train = sample_windows(table, cfg, rng, n_train, recent=False)
+        train = draw_windows(table, cfg, rng, n_train, recent=False)
         self.ready = val is not None and train is not None
         self.cfg, self.spec = cfg, spec
         self.params, self.opt_state, self.blend = params.copy(), opt_state.copy(), blend.copy()
@@ -244,7 +330,7 @@ class RetrainJob:
         fits = blend_record.shape == (cfg.horizon, combos)
         self.record = blend_record.copy() if fits else np.zeros((cfg.horizon, combos))
         if val is not None and train is not None:
-            self.val, self.train = val, train
+            self.val, self.train = val, TrainBatches(table, train, cfg, self.lazy_windows)
         self.rows = table.active_rows()
         self.ids = [table.ids[r] for r in self.rows]
         self.counts = table.count[self.rows].copy()
@@ -291,24 +377,88 @@ class RetrainJob:
         )  # fmt: skip
 
     def _train(self) -> RetrainResult:
-        cfg, spec = self.cfg, self.spec
-        trainer = Trainer(
-            spec, cfg.make_optimizer(), Loss.parse(cfg.loss), cfg.huber_delta, cfg.clip_norm
-        )
+        trainer = self.trainer()
         old = self.params.copy()
+        loss, steps = self.fit(trainer)
+        ok, before, after, blend, record = self.judge(trainer, old)
+        states = self.states(ok)
+        return RetrainResult(
+            self.params, self.opt_state, blend, record, ok, loss, before, after, states,
+            self.rows, self.ids, self.counts, steps=steps,
+        )  # fmt: skip
+
+    # The phases of a retrain, in order (``forecaster bench retrain`` times each).
+    def trainer(self) -> Trainer:
+        """The trainer of this job's settings."""
+        cfg = self.cfg
+        return Trainer(
+            self.spec, cfg.make_optimizer(), Loss.parse(cfg.loss), cfg.huber_delta, cfg.clip_norm
+        )
+
+    def fit(self, trainer: Trainer) -> tuple[float, int]:
+        """Train the job's weights in place; the last step's loss and the steps taken.
+
+        With ``early_stop_every``, the GRU's loss on the validation windows is taken
+        before the first step, every that many steps and after the last; training stops
+        once ``early_stop_patience`` of them in a row are no better than the best, and
+        the weights and optimiser state of the best stay.
+        """
+        cfg = self.cfg
         new, opt = self.params, self.opt_state
-        b, train = cfg.batch_windows, self.train
-        loss = float("nan")
-        for step in range(cfg.train_steps):
-            sel = slice(step * b, (step + 1) * b)
-            loss = trainer.step(new, opt, train.x[sel], train.y[sel], train.w[sel])
+        train = self.train
+        every, patience = cfg.early_stop_every, cfg.early_stop_patience
+        best, waited = math.inf, 0
+        kept: tuple[F64Array, F64Array] | None = None
+        loss, step = float("nan"), 0
+        for step in range(cfg.train_steps + 1):
+            if every and (step % every == 0 or step == cfg.train_steps):
+                val = self.gru_val_loss(trainer, new)
+                if val < best:
+                    best, waited, kept = val, 0, (new.copy(), opt.copy())
+                else:
+                    waited += 1
+                    if waited >= patience:
+                        break
+            if step == cfg.train_steps:
+                break
+            w = train.batch(step)
+            loss = trainer.step(new, opt, w.x, w.y, w.w)
+        if kept is not None:
+            new[:], opt[:] = kept
+        return float(loss), step
+
+    def gru_val_loss(self, trainer: Trainer, params: F64Array) -> float:
+        """The GRU's own loss (no blend) on the validation windows, in training batches."""
+        v, b, spec = self.val, self.cfg.batch_windows, self.spec
+        h0 = np.zeros((spec.num_layers, b, spec.hidden_size))
+        total = weight = 0.0
+        for lo in range(0, v.x.shape[0], b):
+            x, y, w = v.x[lo : lo + b], v.y[lo : lo + b], v.w[lo : lo + b]
+            ws = trainer.workspace(x.shape[0], x.shape[1])
+            if x.shape[0] != b:
+                h0 = np.zeros((spec.num_layers, x.shape[0], spec.hidden_size))
+            forward(spec, params, x, h0, ws)
+            wsum = float(w.sum())
+            total += wsum * output_grad(ws.out, y, w, ws.dy, int(trainer.loss), trainer.huber_delta)
+            weight += wsum
+        return total / weight if weight > 0 else math.inf
+
+    def judge(
+        self, trainer: Trainer, old: F64Array
+    ) -> tuple[bool, float, float, F64Array, F64Array]:
+        """Score the old and new weights' blends on the validation windows.
+
+        Returns whether the new weights are accepted, the validation losses before and
+        after, and the blend and record the new weights would deploy.
+        """
+        cfg, new = self.cfg, self.params
         before = self._val_loss(self._candidates(trainer, old), self.blend, trainer.loss)
         ok = bool(np.all(np.isfinite(new)))
         blend, record = self.blend, self.record
         after = float("nan")
         if ok:
             cand = self._candidates(trainer, new)
-            losses = blend_losses(cand, self.val.y, self.val.w, trainer.loss)
+            losses = blend_losses(cand, self.val.y, self.val.w, trainer.loss, self.mix_kernel)
             # Judged on these windows alone; a tie gains nothing, so the old weights stay.
             m, tol = self.blend.shape[1], cfg.blend_tolerance
             after = self._val_loss(cand, pick_blend(losses, m, tol), trainer.loss)
@@ -319,12 +469,14 @@ class RetrainJob:
             if self.record.any():
                 record = BLEND_MEMORY * self.record + (1.0 - BLEND_MEMORY) * record
             blend = pick_blend(record, m, tol)
-        zeros = np.zeros((self.rows.size, spec.state_size))
-        states = rebuild_states(new, spec, self.recent, self.lengths, zeros) if ok else zeros
-        return RetrainResult(
-            new, opt, blend, record, ok, float(loss), float(before), float(after), states,
-            self.rows, self.ids, self.counts,
-        )  # fmt: skip
+        return ok, float(before), float(after), blend, record
+
+    def states(self, ok: bool) -> F64Array:
+        """Hidden states of the job's rows rebuilt under the new weights (zeros if rejected)."""
+        zeros = np.zeros((self.rows.size, self.spec.state_size))
+        if not ok:
+            return zeros
+        return rebuild_states(self.params, self.spec, self.recent, self.lengths, zeros)
 
     def _candidates(self, trainer: Trainer, params: F64Array) -> F64Array:
         """Candidate forecasts on the validation windows (a forward pass, no gradients)."""

@@ -126,6 +126,15 @@ class StreamModel:
     def _after_cut(self, last_ts: float) -> None:
         """Called after every cut, with ``n_events`` already advanced."""
 
+    def _observe_errors(self, pos: I64Array, errors: F64Array, scale: F64Array) -> None:
+        """Called once per wave, after scoring: the +1 errors of the issued forecasts.
+
+        ``errors[pos, 0]`` are the wave's +1 errors (NaN where none was issued) and
+        ``scale`` the series' scales after these events, one per event. Waves of a cut
+        are not in arrival order when a series repeats in it: a subclass that needs the
+        order files errors under their positions and reads them in :meth:`_after_cut`.
+        """
+
     def _init_kwargs(self) -> dict[str, Any]:
         """Constructor arguments that rebuild an untrained copy (for snapshots)."""
         return {"horizon": self.horizon, "coverage": self.cfg.coverage}
@@ -353,6 +362,7 @@ class StreamModel:
                         covered, self._block, self.scored_total, self.covered_total,
                         sc)  # fmt: skip
         change, dt, mdt0, mdt1, var1, scale, anchor1, calm1 = sc
+        self._observe_errors(pos, out["errors"], scale)
         wave = Wave(pos, rows, c, t, y, cov_all[ev], change, dt, mdt0, scale)
         yhat = self._advance(wave)
         finish_wave(rows, pos, c, t, y, var1, anchor1, calm1, mdt1, scale, yhat, self.q,

@@ -44,6 +44,32 @@ MODELS: dict[str, Callable[[], StreamModel]] = {
         expert_medians=(0.2,),
         aggregation_memory=50.0,
     ),
+    # Drift-triggered retrains (several fire in the 400-600 events of ``stream``), with
+    # the schedule as the longest wait (in events, stretching, and in event time) and
+    # training that stops early, or drift alone.
+    "gru-drift-schedule-early-stop": gru(
+        retrain_on=("schedule", "drift"),
+        retrain_every=100,
+        retrain_every_max=250,
+        early_stop_every=2,
+        early_stop_patience=1,
+        learning_rate=0.03,  # noisy enough that training stops early (after 6 and 2 steps)
+        retrain_interval=9000.0,
+        drift_threshold=8.0,
+        drift_delta=0.05,
+        drift_warmup=16,
+        drift_check=8,
+        drift_min_spacing=40,
+    ),
+    "gru-drift-only-sync": gru(
+        retrain_on=("drift",),
+        background=False,
+        drift_threshold=1.0,
+        drift_delta=0.0,
+        drift_warmup=10,
+        drift_check=5,
+        drift_min_spacing=35,
+    ),
     "last-value": lambda: LastValue(horizon=3),
     "seasonal-naive": lambda: SeasonalNaive(4, horizon=3),
     "ewma": lambda: EWMA(0.3, horizon=3),

@@ -184,3 +184,76 @@ def test_the_reversal_candidate_is_the_last_change_undone() -> None:
     np.testing.assert_array_equal(got[..., -1], np.repeat(-x[:, :1], cfg.horizon, axis=1))
     # the other candidates are as without it
     np.testing.assert_array_equal(anchors(out, x, replace(cfg, reversal=False)), got[..., :-1])
+
+
+def test_early_stopping_keeps_the_weights_of_the_best_evaluation() -> None:
+    cfg = ForecasterConfig(**{**SMALL, "background": False, "retrain_every": 0,
+                              "early_stop_every": 2, "early_stop_patience": 1,
+                              "learning_rate": 0.03, "train_steps": 40})  # fmt: skip
+    model = OnlineForecaster(cfg)
+    ids, ts, y = sine(400)
+    model.learn(ids, ts, y)
+    job = RetrainJob(cfg, model.spec, model.params, model.opt_state, model.blend,
+                     model.blend_losses, model.table, (0, 0))  # fmt: skip
+    seen: list[float] = []
+    measure = job.gru_val_loss
+
+    def recorded(trainer: object, params: np.ndarray) -> float:
+        seen.append(measure(trainer, params))  # type: ignore[arg-type]
+        return seen[-1]
+
+    job.gru_val_loss = recorded  # type: ignore[method-assign]
+    trainer = job.trainer()
+    _, steps = job.fit(trainer)
+    assert steps < cfg.train_steps and steps % 2 == 0  # stopped at an evaluation
+    assert len(seen) == steps // 2 + 1
+    assert seen[-1] >= min(seen[:-1])  # the last evaluation did not improve...
+    assert measure(trainer, job.params) == min(seen)  # ...and the best weights stayed
+
+
+def test_without_early_stopping_every_step_is_taken_and_logged() -> None:
+    model = OnlineForecaster(ForecasterConfig(**{**SMALL, "background": False}))
+    ids, ts, y = sine(300)
+    model.learn(ids, ts, y)
+    assert model.retrain_log and all(e["steps"] == SMALL["train_steps"] for e in model.retrain_log)
+
+
+def test_training_batches_gathered_lazily_equal_those_gathered_at_once() -> None:
+    from forecaster.retrain import TrainBatches, draw_windows, sample_windows
+
+    cfg = ForecasterConfig(**SMALL)
+    model = OnlineForecaster(cfg)
+    _, ts, y = sine(200)
+    model.learn([f"s{i % 3}" for i in range(200)], ts, y)
+    draw = draw_windows(model.table, cfg, np.random.default_rng(3), 4 * cfg.batch_windows)
+    assert draw is not None
+    eager = TrainBatches(model.table, draw, cfg, lazy=False)
+    lazy = TrainBatches(model.table, draw, cfg, lazy=True)
+    assert TrainBatches(model.table, draw, cfg).lazy  # 3 histories of 48 < 24 windows of 24
+    whole = sample_windows(model.table, cfg, np.random.default_rng(3), 4 * cfg.batch_windows)
+    assert whole is not None
+    for step in range(4):
+        a, b = eager.batch(step), lazy.batch(step)
+        sel = slice(step * cfg.batch_windows, (step + 1) * cfg.batch_windows)
+        for name in ("x", "y", "w"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+            np.testing.assert_array_equal(getattr(a, name), getattr(whole, name)[sel])
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_the_vectorised_mix_kernel_gives_the_reference_loops_bits(squared: bool) -> None:
+    from forecaster.core.blend import mix_losses, mix_losses_loop
+    from forecaster.retrain import BLEND_GRID, PAIR_GRID, blend_combos
+
+    rng = np.random.default_rng(2)
+    n, k, m = 300, 4, 5
+    cand = rng.normal(size=(n, k, m)) * rng.lognormal(size=(n, k, 1))
+    target = rng.normal(size=(n, k))
+    weight = rng.uniform(size=(n, k)) * (rng.uniform(size=(n, k)) > 0.25)
+    target[weight == 0] = np.nan
+    weight[:, 3] = 0.0  # a step with no weight at all
+    out = [np.full((k, blend_combos(m).shape[0]), np.nan) for _ in range(2)]
+    mix_losses(cand, target, weight, BLEND_GRID, PAIR_GRID, squared, out[0])
+    mix_losses_loop(cand, target, weight, BLEND_GRID, PAIR_GRID, squared, out[1])
+    np.testing.assert_array_equal(out[0], out[1])
+    assert np.all(out[0][3] == 0.0)
