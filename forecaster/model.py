@@ -316,6 +316,13 @@ class OnlineForecaster(StreamModel):
             return None
         return int(start) + cfg.swap_delay - 1
 
+    @property
+    def drift_ratio(self) -> float | None:
+        """The drift test's statistic over its threshold (1: a retrain is due); ``None`` if off."""
+        if self._drift is None:
+            return None
+        return self._drift.statistic / self._drift.threshold
+
     def retrain_now(self) -> bool:
         """Start a retrain from the current histories; ``False`` if there is no full window yet.
 

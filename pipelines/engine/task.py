@@ -16,9 +16,10 @@ which the loop passes on to its observer.
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,9 @@ class RetrainNews:
     ones ended there (their weights taken, refused, or the retrain raised); ``training``
     says whether one is still training in the background after it. News with nothing
     started or ended and ``training`` False, after news with it True, is a background
-    retrain seen finished.
+    retrain seen finished. ``by_reason`` splits the same counts by what started each
+    retrain (``forecaster.model.REASONS``): ``(event, reason) -> count``, where the event
+    is ``"started"`` or the outcome.
     """
 
     started: int = 0
@@ -116,6 +119,24 @@ class RetrainNews:
     rejected: int = 0
     failed: int = 0
     training: bool = False
+    by_reason: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+    def __add__(self, later: RetrainNews) -> RetrainNews:
+        """Both batches' news, ``training`` as the later one says."""
+        merged = Counter(self.by_reason)
+        merged.update(later.by_reason)
+        return RetrainNews(
+            self.started + later.started, self.accepted + later.accepted,
+            self.rejected + later.rejected, self.failed + later.failed, later.training,
+            dict(merged),
+        )  # fmt: skip
+
+
+def _outcome(entry: Mapping[str, Any]) -> str:
+    """How a retrain of the model's ``retrain_log`` ended."""
+    if entry["failed"]:
+        return "failed"
+    return "accepted" if entry["accepted"] else "rejected"
 
 
 class PartitionTask:
@@ -222,6 +243,7 @@ class PartitionTask:
         """``model.learn``, noting the retrains it started and ended (:class:`RetrainNews`)."""
         m = self.model
         before = (m.retrains_started, m.retrains_accepted, m.retrains_rejected, m.retrains_failed)
+        reasons_before, logged = dict(m.retrains_by_reason), len(m.retrain_log)
         upd = m.learn(series, ts, values, cov)
         started, accepted, rejected, failed = (
             now - then
@@ -236,11 +258,13 @@ class PartitionTask:
                       self.topic, self.partition, m.last_retrain_error)  # fmt: skip
         training = m.retrain_running
         if started or accepted or rejected or failed or training != self.training:
-            was = self._news or RetrainNews()  # not taken yet: both batches' news
-            self._news = RetrainNews(
-                was.started + started, was.accepted + accepted, was.rejected + rejected,
-                was.failed + failed, training,
-            )  # fmt: skip
+            by_reason = Counter({("started", k): v - reasons_before.get(k, 0)
+                                 for k, v in m.retrains_by_reason.items()})  # fmt: skip
+            by_reason.update((_outcome(e), e["reason"]) for e in m.retrain_log[logged:])
+            news = RetrainNews(started, accepted, rejected, failed, training,
+                               {k: v for k, v in by_reason.items() if v})  # fmt: skip
+            # Not taken yet: both batches' news.
+            self._news = news if self._news is None else self._news + news
         return upd
 
     def retrain_news(self) -> RetrainNews | None:

@@ -3,7 +3,8 @@
 Plots are drawn with matplotlib's Agg backend (files only, no display):
 
 - ``forecast.png``: a series' actual values and the forecast made ``plot_step`` events
-  earlier, with its interval band, over the whole replay and over its last stretch;
+  earlier, with its interval band, over the whole replay and over its last stretch, and
+  where each retrain of its partition's model started, coloured by its reason;
 - ``error_by_horizon.png``: MAE per step ahead, the model(s) and each baseline;
 - ``training_loss.png``: each retrain's training loss and its validation loss before
   and after (rejected retrains marked), per configuration.
@@ -14,14 +15,18 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from forecaster.core import F64Array
 from pipelines.replay.run import Forecasts, Replay, ReplayOptions, Run, forecasts_path
 from pipelines.replay.scoring import BASELINES, prior_index
 
 ZOOM = 500  # events in the close-up of the forecast plot
+REASON_COLORS = {"first": "tab:gray", "schedule": "tab:green", "drift": "tab:red",
+                 "manual": "tab:purple"}  # fmt: skip
 _PNG_META = {"Software": None}  # no version stamp: the same run draws the same bytes
 
 
@@ -92,17 +97,45 @@ def plot_forecast(run: Run, h: int, out: Path, several: bool) -> Path:
                 label=f"forecast +{h}")  # fmt: skip
         ax.set_ylabel("value")
         ax.grid(alpha=0.3)
+        _mark_retrains(ax, retrain_starts(run, idx[0]) if idx.size else {}, when[sl])
         locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     axes[0].set_title(f"{run.label}: series {sid!r}, forecast {h} step(s) ahead (whole replay)")
     axes[1].set_title(f"the last {min(ZOOM, tgt.size)} events")
-    axes[0].legend(loc="upper left")
+    axes[0].legend(loc="upper left", fontsize=8)
     name = f"forecast-{run.label}.png" if several else "forecast.png"
     path = out / name
     fig.savefig(path, dpi=100, metadata=_PNG_META)
     plt.close(fig)
     return path
+
+
+def retrain_starts(run: Run, row: int) -> dict[str, F64Array]:
+    """Event times at which the retrains of ``row``'s partition started, by reason."""
+    fc = run.forecasts
+    where = (fc.source[row], int(fc.partition[row]))
+    mine = np.flatnonzero((np.array(fc.source, dtype=object) == where[0])
+                          & (fc.partition == where[1]))  # fmt: skip
+    out: dict[str, list[float]] = {}
+    for entry in run.history.retrain_log:
+        n = int(entry["started_at"])
+        if (entry["source"], entry["partition"]) == where and 0 < n <= mine.size:
+            out.setdefault(entry["reason"], []).append(float(fc.ts[mine[n - 1]]))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def _mark_retrains(ax: Any, starts: dict[str, F64Array], when: pd.DatetimeIndex) -> None:
+    """Dotted vertical lines where retrains started, within the plotted span."""
+    if not len(when):
+        return
+    for reason, ts in starts.items():
+        at = pd.to_datetime(ts, unit="s", utc=True).tz_convert(None)
+        at = at[(at >= when[0]) & (at <= when[-1])]
+        color = REASON_COLORS.get(reason, "black")
+        for i, t in enumerate(at):
+            label = f"retrain started ({reason})" if i == 0 else None
+            ax.axvline(t, color=color, linestyle=":", linewidth=0.8, alpha=0.7, label=label)
 
 
 def plot_error_by_horizon(result: Replay, path: Path) -> Path:

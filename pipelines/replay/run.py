@@ -121,7 +121,8 @@ class Run:
 class ModelHistory:
     """What the models did over a run: retrains, and with expert aggregation the weights.
 
-    ``retrain_log`` has one entry per retrain (source, at_event, losses, accepted);
+    ``retrain_log`` has one entry per retrain (source, partition, reason, started_at and
+    at_event in the partition's events learned, losses, accepted);
     ``expert_weights`` holds (events learned, pooled weights ``(K, E)``, the mean over
     partitions) after each poll, for the experts ``expert_names`` (both empty without
     aggregation).
@@ -174,8 +175,8 @@ def run_loop(
     runner.close()
     seconds = time.perf_counter() - start
     log: list[dict[str, Any]] = []
-    for (topic, _), task in runner.tasks.items():
-        log += [{"source": topic, **entry} for entry in task.model.retrain_log]
+    for (topic, part), task in runner.tasks.items():
+        log += [{"source": topic, "partition": part, **entry} for entry in task.model.retrain_log]
     names = expert_names(cfg) if cfg.aggregation != "none" else []
     return Run(label, cfg, Forecasts.of(sink.batches, cfg.horizon), runner.stats,
                dead.rejected, ModelHistory(log, names, weights), seconds)  # fmt: skip

@@ -9,7 +9,7 @@ listed in :mod:`pipelines.service.telemetry`.
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import cast
@@ -25,11 +25,14 @@ from prometheus_client.utils import floatToGoString
 
 from forecaster import OnlineForecaster
 from forecaster.core import F64Array
+from forecaster.model import REASONS as RETRAIN_REASONS
 from pipelines.engine.batches import TP
 from pipelines.engine.loop import Runner
 from pipelines.engine.records import REASONS
 from pipelines.engine.task import PartitionTask
 from pipelines.service.settings import MetricsSettings
+
+OUTCOMES = ("accepted", "rejected", "failed")  # how a retrain ends
 
 _go_float = cast(Callable[[float], str], floatToGoString)  # how prometheus_client writes "le"
 
@@ -182,18 +185,26 @@ def lag_family(lag: dict[TP, int]) -> Metric:
     return fam
 
 
-def retrain_families(started: int, outcomes: dict[str, int]) -> Iterator[Metric]:
-    """Retrains started, and finished by outcome."""
-    yield CounterMetricFamily(
-        "forecaster_retrains_started", "Retrains started by this process.", value=started
+def retrain_families(counts: Mapping[tuple[str, str], int]) -> Iterator[Metric]:
+    """Retrains started, and finished by outcome, each by what started it.
+
+    ``counts`` maps ``(event, reason)`` to retrains, the event ``"started"`` or an outcome.
+    """
+    started = CounterMetricFamily(
+        "forecaster_retrains_started",
+        "Retrains started by this process, by what started them.",
+        labels=["reason"],
     )
     done = CounterMetricFamily(
         "forecaster_retrains",
-        "Retrains finished, by whether their weights were taken.",
-        labels=["outcome"],
+        "Retrains finished, by whether their weights were taken and what started them.",
+        labels=["outcome", "reason"],
     )
-    for outcome, count in outcomes.items():
-        done.add_metric([outcome], count)
+    for reason in RETRAIN_REASONS:
+        started.add_metric([reason], counts.get(("started", reason), 0))
+        for outcome in OUTCOMES:
+            done.add_metric([outcome, reason], counts.get((outcome, reason), 0))
+    yield started
     yield done
 
 
@@ -311,12 +322,20 @@ def model_families(tasks: list[tuple[TP, PartitionTask]]) -> Iterator[Metric]:
         "steps ahead (expert aggregation only; 1: the GRU alone).",
         labels=[*labels, "step"],
     )
+    drift = GaugeMetricFamily(
+        "forecaster_drift_statistic_ratio",
+        "Page-Hinkley statistic of a partition's +1 errors over its threshold: at 1 a drift "
+        "starts a retrain (drift trigger only).",
+        labels=labels,
+    )
     for (topic, part), task in sorted(tasks, key=lambda kv: kv[0]):
         model = task.model
         lv = [topic, str(part)]
         if isinstance(model, OnlineForecaster) and model.expert_names:
             for step, w in enumerate(model.expert_weights()[:, 0], start=1):
                 weight.add_metric([*lv, str(step)], float(w))
+        if isinstance(model, OnlineForecaster) and model.drift_ratio is not None:
+            drift.add_metric(lv, model.drift_ratio)
         version.add_metric(lv, model.model_version)
         series.add_metric(lv, model.n_series)
         if model.retrain_log:
@@ -324,7 +343,7 @@ def model_families(tasks: list[tuple[TP, PartitionTask]]) -> Iterator[Metric]:
             train.add_metric(lv, last["train_loss"])
             val.add_metric([*lv, "previous"], last["val_loss_before"])
             val.add_metric([*lv, "candidate"], last["val_loss_after"])
-    yield from (version, series, train, val, weight)
+    yield from (version, series, train, val, weight, drift)
 
 
 def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -9,7 +9,8 @@ thread; a lock guards what the scrape thread reads. The consumer lag is sampled 
 after every poll: the Kafka consumer is not thread-safe, so the scrape thread never
 calls it.
 
-Labels are bounded: ``reason`` (:data:`pipelines.engine.records.REASONS`), ``outcome``
+Labels are bounded: ``reason`` (:data:`pipelines.engine.records.REASONS` for rejected
+records, :data:`forecaster.model.REASONS` for retrains), ``outcome``
 and ``weights`` (three and two values), ``topic`` / ``partition`` (the input topic's partitions),
 ``step`` (1..horizon) and ``series``, only for the allow-list ``[metrics] forecast_series``.
 
@@ -26,9 +27,13 @@ forecaster_batch_processing_seconds            histogram  (one partition's batch
 forecaster_event_processing_seconds            histogram  (a batch's time / its records,
                                                           counted once per record)
 forecaster_consumer_lag_records                gauge      topic, partition
-forecaster_retrains_started_total              counter
+forecaster_retrains_started_total              counter    reason (first, schedule, drift,
+                                                          manual)
 forecaster_retrains_total                      counter    outcome (accepted, rejected,
-                                                          failed: raised an exception)
+                                                          failed: raised an exception), reason
+forecaster_drift_statistic_ratio               gauge      topic, partition (Page-Hinkley
+                                                          statistic / its threshold: 1 starts
+                                                          a retrain; with the drift trigger)
 forecaster_retrain_duration_seconds            histogram  (start to finish, seen by the loop)
 forecaster_retrain_train_loss                  gauge      topic, partition
 forecaster_retrain_validation_loss             gauge      topic, partition, weights
@@ -64,6 +69,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -149,8 +155,8 @@ class Telemetry:
         self._rolling = Rolling(horizon, window)
         self._lag: dict[TP, int] = {}
         self._training_since: dict[TP, float] = {}  # partitions whose retrain is training
-        self._retrains = {"accepted": 0, "rejected": 0, "failed": 0}
-        self._retrains_started = 0
+        # (event, reason) -> retrains: event "started" or an outcome.
+        self._retrains: Counter[tuple[str, str]] = Counter()
         self._build = build_info()
         self.batch_seconds = Histogram(
             "forecaster_batch_processing_seconds",
@@ -263,10 +269,7 @@ class Telemetry:
                 self.retrain_seconds.observe(now - start)
             if news.training:
                 self._training_since[tp] = start
-            self._retrains_started += news.started
-        self._retrains["accepted"] += news.accepted
-        self._retrains["rejected"] += news.rejected
-        self._retrains["failed"] += news.failed
+        self._retrains.update(news.by_reason)
 
     # --- on the scrape thread ---------------------------------------------------
     def collect(self) -> Iterator[Metric]:
@@ -288,7 +291,7 @@ class Telemetry:
             locked = [
                 *error_families(self._errors, self._event_seconds, self._rolling, self.horizon),
                 lag_family(self._lag),
-                *retrain_families(self._retrains_started, self._retrains),
+                *retrain_families(self._retrains),
                 *series_families(self.settings, self._latest),
             ]
         yield from locked

@@ -40,7 +40,7 @@ def promtool(*args: str) -> str:
 
 def test_prometheus_config_and_rules_are_valid() -> None:
     assert "SUCCESS" in promtool("check", "config", "prometheus.yml")
-    assert "SUCCESS: 7 rules found" in promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS: 8 rules found" in promtool("check", "rules", "alerts.yml")
 
 
 def test_alerts_fire_on_synthetic_series() -> None:
@@ -56,7 +56,8 @@ def test_alerts_fire_on_synthetic_series() -> None:
 def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """Names of every sample the telemetry exports after a stream with retrains."""
     msgs = sensor_events(n_series=3, per_series=110, seed=6)
-    runner, _, _ = make_runner(msgs, MODEL, tmp_path_factory.mktemp("run"), batch=40)
+    model = {**MODEL, "retrain_on": ["schedule", "drift"]}  # the drift statistic too
+    runner, _, _ = make_runner(msgs, model, tmp_path_factory.mktemp("run"), batch=40)
     registry = CollectorRegistry()
     settings = MetricsSettings(forecast_series=["sensor-001"], forecast_steps=[1, 3])
     telemetry = Telemetry(registry, settings, horizon=MODEL["horizon"], coverage=0.9)

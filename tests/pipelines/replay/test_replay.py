@@ -448,3 +448,28 @@ def test_a_replay_with_expert_aggregation_plots_the_pooled_weights_over_time(
     assert result.exit_code == 0, result.output
     assert (out / "expert_weights.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "src='expert_weights.png'" in (out / "report.html").read_text()
+
+
+def test_the_report_marks_where_each_retrain_started_by_its_reason(tmp_path: Path) -> None:
+    from pipelines.replay.report import retrain_starts
+    from pipelines.replay.run import read_input
+
+    # Two files, two partitions: each model's retrains are placed on its own events' times.
+    a = csv_file(tmp_path / "a.csv", *hourly(400, seed=1))
+    b = csv_file(tmp_path / "b.csv", *hourly(250, seed=2))
+    files = [f for path in (a, b) for f in read_input(path, Columns())[0]]
+    run = run_loop(files, ForecasterConfig(**MODEL), batch=64)
+    log = run.history.retrain_log
+    fc = run.forecasts
+    for source, n_events in (("a.csv", 400), ("b.csv", 250)):
+        mine = [e for e in log if e["source"] == source]
+        # first_retrain 60, then retrain_every 150: 60, 150, 300 and 60, 150.
+        expected = [60.0, 150.0, 300.0][: 1 + n_events // 150]
+        assert [e["started_at"] for e in mine] == expected
+        row = fc.source.index(source)
+        starts = retrain_starts(run, row)
+        assert sorted(starts) == ["first", "schedule"]
+        # The n-th event of an hourly file is n - 1 hours after its first.
+        hours = 3600.0 * (np.array(expected) - 1)
+        np.testing.assert_array_equal(starts["first"], fc.ts[row] + hours[:1])
+        np.testing.assert_array_equal(starts["schedule"], fc.ts[row] + hours[1:])

@@ -14,6 +14,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from forecaster.model import REASONS
 from pipelines.bench.faults import BEFORE, FAULT, fault_stream
 from pipelines.configs import read_toml
 from pipelines.service.assemble import build_service
@@ -57,5 +58,9 @@ def test_a_fault_is_survived_counted_and_forgotten(broker: Broker, tmp_path: Pat
     before = float(np.mean(err[BEFORE - 500 : BEFORE - 1]))
     end = BEFORE + FAULT
     assert float(np.mean(err[end + 200 : end + 500])) < 1.5 * before
-    rejected = registry.get_sample_value("forecaster_retrains_total", {"outcome": "rejected"})
-    assert rejected is not None and rejected >= 1
+    rejected = sum(
+        registry.get_sample_value("forecaster_retrains_total",
+                                  {"outcome": "rejected", "reason": reason}) or 0
+        for reason in REASONS
+    )  # fmt: skip
+    assert rejected >= 1

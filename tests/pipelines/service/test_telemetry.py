@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,7 @@ def test_every_metric_after_a_known_stream(tmp_path: Path) -> None:
     # Partition state, read at scrape time.
     assert get("forecaster_active_series", topic=TOPIC, partition="0") == 2
     assert get("forecaster_model_version", topic=TOPIC, partition="0") == 0
-    assert get("forecaster_retrains_total", outcome="accepted") == 0
+    assert _total(registry, "forecaster_retrains_total", outcome="accepted") == 0
     assert get("forecaster_retrain_train_loss", topic=TOPIC, partition="0") is None
 
     # Checkpoints every 25 records: the age counts from the latest one.
@@ -206,6 +207,16 @@ def test_every_metric_after_a_known_stream(tmp_path: Path) -> None:
     assert get("forecaster_series_value", series="never-seen") is None
 
 
+def _total(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels`` (0 if none)."""
+    return sum(
+        sample.value
+        for fam in registry.collect()
+        for sample in fam.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
 def _build_labels(registry: CollectorRegistry) -> dict[str, str]:
     for fam in registry.collect():
         if fam.name == "forecaster_build":
@@ -229,10 +240,18 @@ def test_retrains_are_counted_timed_and_their_losses_exported(tmp_path: Path, ba
     model = runner.tasks[TP0].model
     assert model.retrains_started == 2
     get = registry.get_sample_value
-    assert get("forecaster_retrains_started_total") == 2
-    assert get("forecaster_retrains_total", {"outcome": "accepted"}) == model.retrains_accepted
-    assert get("forecaster_retrains_total", {"outcome": "rejected"}) == model.retrains_rejected
+    assert _total(registry, "forecaster_retrains_started_total") == 2
+    total = functools.partial(_total, registry, "forecaster_retrains_total")
+    assert total(outcome="accepted") == model.retrains_accepted
+    assert total(outcome="rejected") == model.retrains_rejected
     assert model.retrains_accepted + model.retrains_rejected == 2
+    # By what started them: both by the schedule (every 150 events).
+    assert [e["reason"] for e in model.retrain_log] == ["schedule", "schedule"]
+    assert get("forecaster_retrains_started_total", {"reason": "schedule"}) == 2
+    assert total(reason="schedule") == 2
+    for reason in ("first", "drift", "manual"):
+        assert get("forecaster_retrains_started_total", {"reason": reason}) == 0
+        assert total(reason=reason) == 0
     # Timed by the loop from the start of the batch in which a retrain starts to the poll
     # that hears it finished: how many polls that spans depends on the training thread,
     # but each spans at least its batch's tick of the fake clock, and only whole ticks.
@@ -266,8 +285,8 @@ def test_a_retrain_that_raises_is_logged_counted_and_the_stream_goes_on(
     drain(runner)
     assert runner.stats.events == len(msgs) and sum(len(b) for b in sink.batches) == 330
     get = registry.get_sample_value
-    assert get("forecaster_retrains_total", {"outcome": "failed"}) == 2
-    assert get("forecaster_retrains_total", {"outcome": "rejected"}) == 0
+    assert _total(registry, "forecaster_retrains_total", outcome="failed") == 2
+    assert _total(registry, "forecaster_retrains_total", outcome="rejected") == 0
     assert get("forecaster_model_version", {"topic": TOPIC, "partition": "0"}) == 0
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 2 and "RuntimeError: injected failure" in errors[0].getMessage()
@@ -359,3 +378,46 @@ def test_the_pooled_weight_of_the_gru_among_the_experts_is_a_gauge_per_step() ->
     plain = SimpleNamespace(model=OnlineForecaster(replace(cfg, aggregation="none")))
     fams = {f.name: f for f in model_families([(("events", 2), plain)])}  # type: ignore[list-item]
     assert fams["forecaster_aggregation_model_weight_ratio"].samples == []
+
+
+def test_drift_retrains_are_counted_by_reason_and_the_statistic_exported(tmp_path: Path) -> None:
+    # The noise grows twentyfold at event 120 of each series: the +1 errors outgrow their
+    # norm, and the drift test (the only trigger here) starts retrains.
+    rng = np.random.default_rng(11)
+    msgs = []
+    for t in range(240):
+        for s in range(3):
+            noise = (0.1 if t < 120 else 2.0) * rng.standard_normal()
+            value = float(10 + s + np.sin(2 * np.pi * t / 24) + noise)
+            doc = {"series": f"s{s}", "ts": int((T0 + t * 3600) * 1000) + s, "value": value}
+            msgs.append((f"s{s}".encode(), orjson.dumps(doc)))
+    drift = {"retrain_on": ["drift"], "drift_threshold": 2.0, "drift_delta": 0.0,
+             "drift_warmup": 30, "drift_check": 10, "drift_min_spacing": 100}  # fmt: skip
+    runner, _, _ = make_runner(msgs, {**MODEL, **drift}, tmp_path, batch=50)
+    registry = CollectorRegistry()
+    Telemetry(registry, MetricsSettings(), horizon=3, coverage=0.9).attach(runner)
+    runner.start()
+    drain(runner)
+    model = runner.tasks[TP0].model
+    reasons = [e["reason"] for e in model.retrain_log]
+    assert "drift" in reasons and set(reasons) <= {"drift", "first"}
+    get = registry.get_sample_value
+    for reason in ("first", "schedule", "drift", "manual"):
+        started = get("forecaster_retrains_started_total", {"reason": reason})
+        assert started == model.retrains_by_reason[reason] == reasons.count(reason)
+        ended = _total(registry, "forecaster_retrains_total", reason=reason)
+        assert ended == reasons.count(reason)
+    ratio = get("forecaster_drift_statistic_ratio", {"topic": TOPIC, "partition": "0"})
+    assert ratio is not None and ratio == model.drift_ratio
+    # Without the drift trigger there is no statistic to export.
+    runner, _, _ = make_runner(msgs[:30], MODEL, tmp_path / "plain", batch=50)
+    registry = CollectorRegistry()
+    Telemetry(registry, MetricsSettings(), horizon=3, coverage=0.9).attach(runner)
+    runner.start()
+    drain(runner)
+    assert (
+        registry.get_sample_value(
+            "forecaster_drift_statistic_ratio", {"topic": TOPIC, "partition": "0"}
+        )
+        is None
+    )
