@@ -1,6 +1,7 @@
-"""``forecaster bench kafka``: the full service against a bare consumer, on one broker.
+"""``forecaster bench kafka``: the full service against a bare consumer and a River loop.
 
-Both read the same topic of sensor events from its start. The bare consumer only polls
+All three read the same topic of sensor events from its start; the River loop is what a
+user would otherwise write (:mod:`pipelines.bench.river_loop`). The bare consumer only polls
 (kafka-python, the same batch size), which is the most any consumer built on it can do.
 The service consumes, decodes, learns, forecasts, produces every forecast, checkpoints
 and commits; its time runs until its last forecast is flushed and its offsets are
@@ -34,6 +35,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from forecaster import ForecasterConfig, OnlineForecaster
 from forecaster.stream import Update
+from pipelines.bench.river_loop import river_loop, river_stage_costs
 from pipelines.configs import ConfigFile, shipped
 from pipelines.engine.batches import ForecastBatch
 from pipelines.engine.decode import Decoder
@@ -350,14 +352,17 @@ def run(
         bare: list[float] = []
         bare_cpu: list[float] = []
         full: list[float] = []
+        river: list[float] = []
         details: dict[str, Any] = {}
+        cfg = settings.forecaster_config()
         for _ in range(rounds):
             took, cpu, _ = bare_consumer(settings.kafka, topic, n, settings.kafka.max_poll_records)
             bare.append(took)
             bare_cpu.append(cpu)
             took, details = full_service(settings, topic, n, work / "ckpt")
             full.append(took)
-        cfg = settings.forecaster_config()
+            out_topic = f"bench-river-{uuid.uuid4().hex[:8]}"
+            river.append(river_loop(settings.kafka, topic, out_topic, n, cfg.horizon)[0])
         encode_us, forecasts = encode_speed(forecast_messages(20_000, cfg.horizon))
         produce = produce_speed(settings.kafka, f"bench-produce-{uuid.uuid4().hex[:8]}",
                                 forecasts)  # fmt: skip
@@ -366,7 +371,10 @@ def run(
             if librdkafka
             else None
         )
-    bare_rate = n / statistics.median(bare)
+        river_stages, river_msgs = river_stage_costs(msgs[:20_000], cfg.horizon)
+        river_produce = produce_speed(settings.kafka, f"bench-rp-{uuid.uuid4().hex[:8]}",
+                                      river_msgs)  # fmt: skip
+    bare_rate, river_rate = n / statistics.median(bare), n / statistics.median(river)
     full_rate = n / statistics.median(full)
     decode = decode_speed(msgs[:20_000])
     model = model_speed(cfg, n_series, max(1, settings.kafka.max_poll_records // partitions))
@@ -379,6 +387,9 @@ def run(
         "bootstrap": bootstrap, "api_version": api_version, "config": str(config),
         "bare_events_per_s": bare_rate, "service_events_per_s": full_rate,
         "service_over_bare": full_rate / bare_rate, "goal": 0.7,
+        "river_events_per_s": river_rate, "service_over_river": full_rate / river_rate,
+        "river_goal": 4.0, "river_stages_us": {
+            "read_us": stages["read_us"], **river_stages, "produce_us": river_produce["cpu_us"]},
         "service_run": details, "decode": decode,
         "encode_us": encode_us, "produce": produce, "librdkafka_produce": c_produce,
         "model": model,
