@@ -11,7 +11,6 @@ from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array, GRUSpec, gru_readout, gru_step, step_workspace
 from forecaster.core.events import lags_and_levels
 from forecaster.core.params import I64Array
-from forecaster.drift import ErrorDrift
 from forecaster.experts import POOL_EVERY, Experts
 from forecaster.retrain import (
     RetrainJob,
@@ -22,14 +21,12 @@ from forecaster.retrain import (
     rebuild_states,
     recent_inputs,
 )
+from forecaster.schedule import REASONS, RetrainSchedule
 from forecaster.series import Shapes
 from forecaster.stream import StreamModel, Wave, clip
 
 _TWO_PI = 2.0 * math.pi
 _RESULT_ARRAYS = ("params", "opt_state", "blend", "blend_losses", "states", "rows", "counts")
-# Why a retrain started: the first early one, the schedule, the drift detector, or a
-# call of retrain_now() (the service's warm-up, a user).
-REASONS = ("first", "schedule", "drift", "manual")
 
 
 class _Finished:
@@ -105,16 +102,8 @@ class OnlineForecaster(StreamModel):
         self._level_rates = np.array([1 - 0.5 ** (1 / hl) for hl in cfg.levels], dtype=np.float64)
         self._job: RetrainJob | None = None
         self._swap_at = -1  # event count at which the job's result applies
-        self._next_time = -math.inf  # event time of the next time-triggered retrain
         self._job_reason, self._job_start = "", -1  # the running job's reason and start
-        self._last_start = -1  # event count at which the latest retrain started
-        self._stretch = 0  # scheduled retrains in a row (with drift: each doubles the wait)
-        on = cfg.retrain_on
-        # The schedule's settings count only when the schedule is a trigger.
-        self._every = cfg.retrain_every if "schedule" in on else 0
-        self._interval = cfg.retrain_interval if "schedule" in on else 0.0
-        self._drift = (ErrorDrift(cfg.drift_threshold, cfg.drift_delta, cfg.drift_warmup,
-                                  cfg.clip_sigma) if "drift" in on else None)  # fmt: skip
+        self.schedule = RetrainSchedule(cfg)
 
     def _extra_shapes(self) -> Shapes:
         c, d = len(self.cfg.covariates), self.cfg.input_size
@@ -185,81 +174,29 @@ class OnlineForecaster(StreamModel):
         return yhat
 
     # --- the retraining schedule, in event terms --------------------------------
-    def _next_due(self, n: int) -> int:
-        """The event count after ``n`` at which the count schedule starts a retrain (0: never).
-
-        A grid of ``retrain_every`` events. With the drift trigger too, the grid counts
-        from the latest retrain's start, so the schedule is the longest wait, and with
-        ``retrain_every_max`` that wait doubles with each retrain the schedule started
-        in a row, up to it.
-        """
-        every = self._every
-        if not every:
-            return 0
-        if self._drift is None:
-            return every * (n // every + 1)
-        most = self.cfg.retrain_every_max
-        if most:
-            every = min(every * 2 ** min(self._stretch, 62), most)
-        anchor = max(self._last_start, 0)
-        return anchor + every * ((n - anchor) // every + 1)
-
-    def _next_check(self, n: int) -> int:
-        """The event count after ``n`` at which a drift may start a retrain (0: never)."""
-        if self._drift is None:
-            return 0
-        earliest = n + 1
-        if self._last_start >= 0:
-            earliest = max(earliest, self._last_start + self.cfg.drift_min_spacing)
-        c = self.cfg.drift_check
-        return -(-earliest // c) * c
-
     def _cut_limit(self, ts: F64Array) -> int:
-        limit = int(ts.shape[0])
-        n, first = self.n_events, self.cfg.first_retrain
-        due = self._next_due(n)
-        if due:
-            limit = min(limit, due - n)
+        n = self.n_events
+        limit = self.schedule.limit(n, ts, idle=self._job is None)
         if self.experts is not None:
             limit = min(limit, POOL_EVERY - n % POOL_EVERY)
-        if first > n:
-            limit = min(limit, first - n)
         if self._job is not None:
             limit = min(limit, self._swap_at - n)
-        else:
-            check = self._next_check(n)
-            if check:
-                limit = min(limit, check - n)
-            if self._interval > 0:
-                due_t = np.flatnonzero(ts >= self._next_time)
-                if due_t.size:
-                    limit = min(limit, int(due_t[0]) + 1)
         return max(1, limit)
 
     def _after_cut(self, last_ts: float) -> None:
-        cfg, n = self.cfg, self.n_events
+        n, schedule = self.n_events, self.schedule
         if self.experts is not None and n % POOL_EVERY == 0:
             self.experts.pool(self.table)
-        if self._drift is not None:
-            self._drift.flush()  # this cut's errors, in arrival order
+        if schedule.drift is not None:
+            schedule.drift.flush()  # this cut's errors, in arrival order
         if self._job is not None and n >= self._swap_at:
             self._apply(self._job.result())
             self._job = None
         if self._job is not None:
             return
-        if self._next_time == -math.inf and self._interval > 0:
-            self._next_time = last_ts + self._interval
-        if not self.retrain_enabled:
-            return
-        first = cfg.first_retrain > 0 and n == cfg.first_retrain
-        by_count = first or (bool(self._every) and self._next_due(n - 1) == n)
-        by_time = self._interval > 0 and last_ts >= self._next_time
-        drift = self._drift is not None and n % cfg.drift_check == 0 and self._drift.fired
-        drift = drift and (self._last_start < 0 or n - self._last_start >= cfg.drift_min_spacing)
-        if by_count or by_time or drift:
-            if self._interval > 0:
-                self._next_time = last_ts + self._interval
-            self._start("first" if first else "schedule" if by_count or by_time else "drift")
+        reason = schedule.due(n, last_ts, self.retrain_enabled)
+        if reason is not None:
+            self._start(reason)
 
     @property
     def retrain_running(self) -> bool:
@@ -273,7 +210,8 @@ class OnlineForecaster(StreamModel):
         A retrain may start once it exceeds ``drift_threshold`` (see
         :class:`forecaster.ForecasterConfig`); it returns to 0 when a retrain applies.
         """
-        return 0.0 if self._drift is None else self._drift.statistic
+        drift = self.schedule.drift
+        return 0.0 if drift is None else drift.statistic
 
     def events_before_wait(self, ts: F64Array | None = None) -> int | None:
         """How many of the next events can be learned without waiting for a retrain.
@@ -300,16 +238,7 @@ class OnlineForecaster(StreamModel):
         n = self.n_events
         if self._job is not None and not self._job.done():
             return max(0, self._swap_at - n - 1)
-        start = math.inf  # events to learn until the one that starts the next retrain
-        for due in (self._next_due(n), self._next_check(n)):
-            if due:
-                start = min(start, due - n)
-        if cfg.first_retrain > n:
-            start = min(start, cfg.first_retrain - n)
-        if self._interval > 0:
-            due_t = np.flatnonzero(ts >= self._next_time) if ts is not None else np.zeros(1)
-            if due_t.size:
-                start = min(start, int(due_t[0]) + 1)
+        start = self.schedule.until_start(n, ts)
         if self._job is not None:  # finished; a new one starts once it has been applied
             start = max(start, self._swap_at - n)
         if math.isinf(start):
@@ -319,9 +248,8 @@ class OnlineForecaster(StreamModel):
     @property
     def drift_ratio(self) -> float | None:
         """The drift test's statistic over its threshold (1: a retrain is due); ``None`` if off."""
-        if self._drift is None:
-            return None
-        return self._drift.statistic / self._drift.threshold
+        drift = self.schedule.drift
+        return None if drift is None else drift.statistic / drift.threshold
 
     def retrain_now(self) -> bool:
         """Start a retrain from the current histories; ``False`` if there is no full window yet.
@@ -342,8 +270,8 @@ class OnlineForecaster(StreamModel):
             return False
         self.retrains_started += 1
         self.retrains_by_reason[reason] += 1
-        self._last_start = self._job_start = self.n_events
-        self._stretch = self._stretch + 1 if reason == "schedule" else 0
+        self._job_start = self.n_events
+        self.schedule.started(self.n_events, reason)
         self._job_reason = reason
         job.start(background=self.cfg.background and self.cfg.swap_delay > 0)
         self._job, self._swap_at = job, self.n_events + self.cfg.swap_delay
@@ -360,8 +288,8 @@ class OnlineForecaster(StreamModel):
             "accepted": float(res.accepted), "failed": float(bool(res.error)),
             "steps": float(res.steps),
         })  # fmt: skip
-        if self._drift is not None:  # the errors from here on set the next norm
-            self._drift.reset()
+        if self.schedule.drift is not None:  # the errors from here on set the next norm
+            self.schedule.drift.reset()
         if res.error:
             self.retrains_failed += 1
             self.last_retrain_error = res.error
@@ -376,8 +304,8 @@ class OnlineForecaster(StreamModel):
         self._rebuild(res)
 
     def _observe_errors(self, pos: I64Array, errors: F64Array, scale: F64Array) -> None:
-        if self._drift is not None:
-            self._drift.collect(pos, errors, scale)
+        if self.schedule.drift is not None:
+            self.schedule.drift.collect(pos, errors, scale)
 
     def _rebuild(self, res: RetrainResult) -> None:
         """Bring hidden states in line with the new weights.
@@ -414,14 +342,13 @@ class OnlineForecaster(StreamModel):
             "retrains": [self.retrains_started, self.retrains_accepted, self.retrains_rejected],
             "retrains_failed": self.retrains_failed, "last_retrain_error": self.last_retrain_error,
             "retrain_enabled": self.retrain_enabled,
-            "retrain_log": self.retrain_log, "swap_at": self._swap_at, "next_time": self._next_time,
-            "job": None, "retrains_by_reason": self.retrains_by_reason,
-            "last_start": self._last_start, "stretch": self._stretch,
-            "job_reason": self._job_reason,
+            "retrain_log": self.retrain_log, "swap_at": self._swap_at, "job": None,
+            "retrains_by_reason": self.retrains_by_reason, "job_reason": self._job_reason,
             "job_start": self._job_start,
         }  # fmt: skip
-        if self._drift is not None:
-            arrays["drift"] = self._drift.state
+        schedule_arrays, schedule_meta = self.schedule.state()
+        arrays.update(schedule_arrays)
+        meta.update(schedule_meta)
         if self._job is not None:  # an in-flight retrain is finished and stored
             res = self._job.result()
             arrays.update({f"job.{k}": getattr(res, k) for k in _RESULT_ARRAYS})
@@ -446,13 +373,11 @@ class OnlineForecaster(StreamModel):
         self.last_retrain_error = meta.get("last_retrain_error", "")
         self.retrain_log = meta["retrain_log"]
         self.retrain_enabled = meta["retrain_enabled"]
-        self._swap_at, self._next_time = meta["swap_at"], meta["next_time"]
-        # Snapshots from before the drift trigger have no reasons and no detector.
+        self._swap_at = meta["swap_at"]
+        # Snapshots from before the drift trigger have no reasons.
         self.retrains_by_reason.update(meta.get("retrains_by_reason", {}))
-        self._last_start, self._stretch = meta.get("last_start", -1), meta.get("stretch", 0)
         self._job_reason, self._job_start = meta.get("job_reason", ""), meta.get("job_start", -1)
-        if self._drift is not None and "drift" in arrays:
-            self._drift.state[:] = arrays["drift"]
+        self.schedule.load(arrays, meta)
         job = meta["job"]
         if job is not None:
             fields: dict[str, Any] = {k: arrays[f"job.{k}"] for k in _RESULT_ARRAYS}

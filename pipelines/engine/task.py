@@ -110,7 +110,7 @@ class RetrainNews:
     says whether one is still training in the background after it. News with nothing
     started or ended and ``training`` False, after news with it True, is a background
     retrain seen finished. ``by_reason`` splits the same counts by what started each
-    retrain (``forecaster.model.REASONS``): ``(event, reason) -> count``, where the event
+    retrain (``forecaster.schedule.REASONS``): ``(event, reason) -> count``, where the event
     is ``"started"`` or the outcome.
     """
 

@@ -25,7 +25,7 @@ from prometheus_client.utils import floatToGoString
 
 from forecaster import OnlineForecaster
 from forecaster.core import F64Array
-from forecaster.model import REASONS as RETRAIN_REASONS
+from forecaster.schedule import REASONS as RETRAIN_REASONS
 from pipelines.engine.batches import TP
 from pipelines.engine.loop import Runner
 from pipelines.engine.records import REASONS

@@ -10,7 +10,7 @@ after every poll: the Kafka consumer is not thread-safe, so the scrape thread ne
 calls it.
 
 Labels are bounded: ``reason`` (:data:`pipelines.engine.records.REASONS` for rejected
-records, :data:`forecaster.model.REASONS` for retrains), ``outcome``
+records, :data:`forecaster.schedule.REASONS` for retrains), ``outcome``
 and ``weights`` (three and two values), ``topic`` / ``partition`` (the input topic's partitions),
 ``step`` (1..horizon) and ``series``, only for the allow-list ``[metrics] forecast_series``.
 

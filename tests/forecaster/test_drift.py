@@ -99,7 +99,7 @@ def test_the_detector_does_not_depend_on_batching() -> None:
     ev = events_for(models[0])
     feed(models[0], ev, [400])
     feed(models[1], ev, [1, 7, 33, 2, 50])
-    np.testing.assert_array_equal(models[0]._drift.state, models[1]._drift.state)  # type: ignore[union-attr]
+    np.testing.assert_array_equal(models[0].schedule.drift.state, models[1].schedule.drift.state)  # type: ignore[union-attr]
     assert models[0].drift_statistic > 0.0
 
 
@@ -137,7 +137,7 @@ def test_noisier_data_starts_a_drift_retrain_at_a_check_and_the_detector_resets(
     model2 = OnlineForecaster(drift_cfg())
     swap = int(first["at_event"])
     model2.learn(ids[:swap], ts[:swap], y[:swap])
-    assert model2.drift_statistic == 0.0 and model2._drift.state[0] == 0.0  # type: ignore[union-attr]
+    assert model2.drift_statistic == 0.0 and model2.schedule.drift.state[0] == 0.0  # type: ignore[union-attr]
 
 
 def test_with_both_triggers_the_schedule_counts_from_the_last_start() -> None:
@@ -300,4 +300,4 @@ def test_drift_retrains_give_the_same_outputs_in_the_background_and_inline(name:
     for ua, ub in zip(a, b, strict=True):
         np.testing.assert_array_equal(ua.yhat, ub.yhat)
         np.testing.assert_array_equal(ua.model_version, ub.model_version)
-    np.testing.assert_array_equal(ma._drift.state, mb._drift.state)  # type: ignore[union-attr]
+    np.testing.assert_array_equal(ma.schedule.drift.state, mb.schedule.drift.state)  # type: ignore[union-attr]

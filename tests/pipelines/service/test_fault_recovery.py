@@ -14,7 +14,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from forecaster.model import REASONS
+from forecaster.schedule import REASONS
 from pipelines.bench.faults import BEFORE, FAULT, fault_stream
 from pipelines.configs import read_toml
 from pipelines.service.assemble import build_service
