@@ -20,10 +20,10 @@ class DeliveryError(SinkError):
     """The producer could not deliver messages; nothing after them is committed."""
 
 
-def make_producer(cfg: KafkaSettings) -> KafkaProducer:
-    """A producer that waits for the leader's acknowledgement and retries."""
+def make_producer(cfg: KafkaSettings, acks: int | str = 1) -> KafkaProducer:
+    """A producer that waits for the leader's acknowledgement (``acks``) and retries."""
     tuned: dict[str, Any] = dict(
-        acks=1, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
+        acks=acks, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
         max_request_size=cfg.max_message_bytes,
         # Retried until delivery_timeout_ms, so a short broker outage only delays a flush.
         delivery_timeout_ms=cfg.delivery_timeout_ms, max_block_ms=cfg.delivery_timeout_ms,
