@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 CHUNK_MAGIC = b"FCHUNK\x00\x01"
-_CHUNK_HEAD = struct.Struct(">16sII")  # checkpoint id, chunk index, chunk count
+CHUNK_HEAD = struct.Struct(">16sII")  # checkpoint id, chunk index, chunk count
 _FIELDS = frozenset({"format", "group", "topic", "partition", "id", "slot", "chunks", "bytes",
                      "sha256", "next_offset", "model_config", "written_at"})  # fmt: skip
 # Room under the broker's message size for the key and the record and request framing.
@@ -68,7 +68,7 @@ class StateTopic:
     @property
     def chunk_bytes(self) -> int:
         """The snapshot bytes one chunk carries."""
-        return self.max_message_bytes - FRAMING_BYTES - _CHUNK_HEAD.size - len(CHUNK_MAGIC)
+        return self.max_message_bytes - FRAMING_BYTES - CHUNK_HEAD.size - len(CHUNK_MAGIC)
 
 
 @dataclass
@@ -148,7 +148,7 @@ class KafkaStateStore:
         n = max(1, -(-len(data) // size))
         ident = uuid.uuid4().bytes
         for i in range(n):
-            head = CHUNK_MAGIC + _CHUNK_HEAD.pack(ident, i, n)
+            head = CHUNK_MAGIC + CHUNK_HEAD.pack(ident, i, n)
             self._send(self.chunk_key(*tp, slot, i), head + data[i * size : (i + 1) * size], part)
         for i in range(n, known.used[slot]):  # left from the slot's previous checkpoint
             self._send(self.chunk_key(*tp, slot, i), None, part)
@@ -225,10 +225,10 @@ class KafkaStateStore:
             value = latest.get(self.chunk_key(topic, partition, slot, i))
             if value is None:
                 self._bad(topic, partition, f"chunk {i} of {n} (slot {slot}) is missing")
-            head = len(CHUNK_MAGIC) + _CHUNK_HEAD.size
+            head = len(CHUNK_MAGIC) + CHUNK_HEAD.size
             if len(value) < head or not value.startswith(CHUNK_MAGIC):
                 self._bad(topic, partition, f"chunk {i} of {n} is not a checkpoint chunk")
-            got = _CHUNK_HEAD.unpack_from(value, len(CHUNK_MAGIC))
+            got = CHUNK_HEAD.unpack_from(value, len(CHUNK_MAGIC))
             if got != (ident, i, n):
                 self._bad(topic, partition, f"chunk {i} of {n} belongs to checkpoint "
                           f"{got[0].hex()} (chunk {got[1]} of {got[2]}), not to "
