@@ -161,4 +161,4 @@ def test_kill_9_with_checkpoints_in_kafka_restores_on_an_empty_folder(
                           restorable_from_kafka_alone, {"max_message_bytes": 10_000})  # fmt: skip
     assert torn > 0  # torn chunk sets were really there for the lives after them
     assert log.count(f"from state topic {state_topic!r}") >= 4  # later lives restored from it
-    assert "start with a new model" not in log and "its model state is lost" not in log
+    assert "starts with a new model" not in log and "its model state is lost" not in log
