@@ -200,9 +200,14 @@ def bench_core(as_json: bool, quick: bool) -> None:
 
 def _register() -> None:
     """The benchmarks that stream through Kafka or replay a file."""
-    from pipelines.bench.stream_commands import bench_kafka, bench_replay, bench_soak
+    from pipelines.bench.stream_commands import (
+        bench_checkpoints,
+        bench_kafka,
+        bench_replay,
+        bench_soak,
+    )
 
-    for command in (bench_kafka, bench_soak, bench_replay):
+    for command in (bench_kafka, bench_soak, bench_replay, bench_checkpoints):
         bench.add_command(command)
 
 
