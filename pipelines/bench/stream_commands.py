@@ -6,6 +6,7 @@ They stream through a Kafka broker or replay a recorded file, and print their ta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,10 +15,18 @@ from pipelines.configs import shipped
 from pipelines.tables import json_option, print_json, report_table, wide_console
 
 
+def broker_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--bootstrap`` and ``--api-version``: a broker of the user's, or the local one."""
+    version = click.option("--api-version", default="auto", show_default=True,
+                           help="The broker's protocol version with --bootstrap.")  # fmt: skip
+    command = version(command)
+    return click.option(
+        "--bootstrap", help="A broker to use (host:port); default: start the local one."
+    )(command)
+
+
 @click.command("kafka")
-@click.option("--bootstrap", help="A broker to use (host:port); default: start the local one.")
-@click.option("--api-version", default="auto", show_default=True,
-              help="The broker's protocol version with --bootstrap.")  # fmt: skip
+@broker_options
 @click.option("--series", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--events-per-series", default=100, show_default=True, type=click.IntRange(min=1))
 @click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1))
@@ -212,9 +221,7 @@ def bench_replay(
 
 
 @click.command("checkpoints")
-@click.option("--bootstrap", help="A broker to use (host:port); default: start the local one.")
-@click.option("--api-version", default="auto", show_default=True,
-              help="The broker's protocol version with --bootstrap.")  # fmt: skip
+@broker_options
 @click.option("--series", default="1000,10000", show_default=True,
               help="Comma-separated fleet sizes.")  # fmt: skip
 @click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1))

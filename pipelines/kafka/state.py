@@ -39,7 +39,7 @@ from kafka.partitioner import DefaultPartitioner
 
 from pipelines.engine.checkpoint import Checkpoint, CheckpointError
 from pipelines.kafka.options import KafkaSettings, consumer_options
-from pipelines.kafka.sinks import DeliveryError, make_producer
+from pipelines.kafka.sinks import Producing, make_producer
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class KafkaStateStore:
         self._group = quote(where.group, safe="")  # a "/" in a group id cannot fake a key
         self._partitioner = DefaultPartitioner()
         self._known: dict[tuple[str, int], _Known] = {}
-        self._failures: list[BaseException] = []
+        self._out = Producing(producer, where.topic)
 
     # --- keys ---------------------------------------------------------------------
     def prefix(self, topic: str, partition: int) -> bytes:
@@ -162,25 +162,10 @@ class KafkaStateStore:
         return part, manifest, slot, n
 
     def _send(self, key: bytes, value: bytes | memoryview | None, part: int) -> None:
-        payload = bytes(value) if isinstance(value, memoryview) else value
-        try:
-            future = self.producer.send(self.topic, key=key, value=payload, partition=part)
-        except KafkaError as exc:
-            msg = f"could not send a checkpoint record to {self.topic!r}: {exc!r}"
-            raise DeliveryError(msg) from exc
-        future.add_errback(self._failures.append)
+        self._out.send(key, bytes(value) if isinstance(value, memoryview) else value, part)
 
     def _flush(self) -> None:
-        try:
-            self.producer.flush(timeout=self.producer.config["delivery_timeout_ms"] / 1000.0)
-        except KafkaError as exc:
-            msg = f"checkpoint records to {self.topic!r} were not acknowledged in time: {exc!r}"
-            raise DeliveryError(msg) from exc
-        if self._failures:
-            first, n = self._failures[0], len(self._failures)
-            self._failures.clear()
-            msg = f"{n} checkpoint record(s) to {self.topic!r} were not acknowledged: {first!r}"
-            raise DeliveryError(msg)
+        self._out.flush()  # a DeliveryError: the loop goes back to the last checkpoint
 
     # --- reading --------------------------------------------------------------------
     def read(self, topic: str, partition: int) -> dict[bytes, bytes]:

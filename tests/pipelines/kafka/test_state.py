@@ -16,18 +16,15 @@ from dataclasses import replace
 import pytest
 from kafka import KafkaProducer
 
-from forecaster import OnlineForecaster
 from pipelines.engine.checkpoint import Checkpoint, CheckpointError
-from pipelines.engine.loop import Clocks, LoopSettings, Runner
-from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource
 from pipelines.kafka.options import KafkaSettings
 from pipelines.kafka.state import KafkaStateStore, make_state_store
 from tests.pipelines.broker import Broker
-from tests.pipelines.engine.test_loop import CLOCK, drain, partitions
-from tests.pipelines.streams import MODEL, sensor_events
+from tests.pipelines.engine.test_bad_checkpoints import MSGS, run_once_through
+from tests.pipelines.engine.test_loop import CLOCK
+from tests.pipelines.streams import MODEL
 
 pytestmark = pytest.mark.kafka
-MSGS = sensor_events(n_series=3, per_series=40, seed=6)
 TP = ("in", 0)
 SMALL = 10_000  # the broker's message size as the store sees it: several chunks per model
 
@@ -68,15 +65,6 @@ def stores(broker: Broker, request: pytest.FixtureRequest) -> Iterator[Stores]:
     made.close()
 
 
-def run_through(store: KafkaStateStore, model: dict[str, object], on_error: str = "fail") -> Runner:
-    r = Runner(MemorySource(partitions(MSGS, 1), 50), ListSink(), ListDeadLetters(), store,
-               lambda: OnlineForecaster(model), LoopSettings(on_bad_checkpoint=on_error),
-               Clocks(wall=lambda: CLOCK))  # fmt: skip
-    drain(r)
-    r.close()
-    return r
-
-
 def manifest(store: KafkaStateStore) -> dict[str, object]:
     value = store.read(*TP)[store.manifest_key(*TP)]
     return dict(json.loads(value))
@@ -85,7 +73,7 @@ def manifest(store: KafkaStateStore) -> dict[str, object]:
 def test_a_checkpoint_goes_in_chunks_and_another_machine_restores_it_whole(
     stores: Stores,
 ) -> None:
-    first = run_through(stores.new(), MODEL)
+    first = run_once_through(stores.new(), MODEL)
     assert first.stats.checkpoints == 1
     snapshot = first.tasks[TP].model.snapshot()
     other = stores.new()  # no memory of the first one's writes
@@ -96,7 +84,7 @@ def test_a_checkpoint_goes_in_chunks_and_another_machine_restores_it_whole(
     assert int(str(meta["chunks"])) == -(-len(snapshot) // other.state.chunk_bytes) > 1
     for key, value in other.read(*TP).items():  # every record fits the message size
         assert len(key) + len(value) < SMALL
-    again = run_through(other, MODEL)
+    again = run_once_through(other, MODEL)
     assert again.stats.restored == 1 and again.stats.restore_seconds > 0
 
 
@@ -160,11 +148,11 @@ def test_a_bad_chunk_set_stops_the_loop_naming_topic_partition_and_mismatch(
     stores: Stores, kind: str
 ) -> None:
     damage, model = DAMAGE[kind]
-    run_through(stores.new(), MODEL)
+    run_once_through(stores.new(), MODEL)
     message = damage(stores)
     before = stores.new().read(*TP)
     with pytest.raises(CheckpointError, match=message) as info:
-        run_through(stores.new(), model)
+        run_once_through(stores.new(), model)
     assert f"state topic {stores.topic!r} (in partition 0)" in str(info.value)
     assert "\n" not in str(info.value)
     assert stores.new().read(*TP) == before  # nothing written over it
@@ -175,12 +163,12 @@ def test_start_fresh_sets_the_manifest_aside_counts_it_and_starts_a_new_model(
     stores: Stores, kind: str
 ) -> None:
     damage, model = DAMAGE[kind]
-    run_through(stores.new(), MODEL)
+    run_once_through(stores.new(), MODEL)
     damage(stores)
     bad = stores.new().read(*TP)[stores.made[0].manifest_key(*TP)]
-    r = run_through(stores.new(), model, on_error="start_fresh")
+    r = run_once_through(stores.new(), model, on_error="start_fresh")
     assert r.stats.bad_checkpoints == 1 and r.stats.restored == 0
     kept = stores.new().read(*TP)
     assert kept[stores.made[0].prefix(*TP) + b"bad/1"] == bad  # kept for inspection
-    again = run_through(stores.new(), model, on_error="start_fresh")  # a good one since
+    again = run_once_through(stores.new(), model, on_error="start_fresh")  # a good one since
     assert again.stats.restored == 1 and again.stats.bad_checkpoints == 0

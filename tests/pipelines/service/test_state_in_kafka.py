@@ -26,13 +26,12 @@ from tests.pipelines.broker import Broker
 from tests.pipelines.service.test_service_kafka import (
     by_event,
     count_output,
-    distinct_forecasts,
     fresh_topics,
+    hand_over,
     held,
     replay,
     run_in_thread,
     start_service,
-    stop_service,
     wait_for,
 )
 from tests.pipelines.streams import MODEL, sensor_events, write_settings
@@ -57,7 +56,6 @@ def test_a_partition_moves_to_an_instance_with_its_own_folder_through_the_state_
     topics = fresh_topics(broker)
     state = broker.new_topic("state", {"cleanup.policy": "compact"})
     msgs = sensor_events(n_series=16, per_series=120, seed=3)
-    half = len(msgs) // 2
     group = f"g-pair-{topics['input']}"
     configs = [
         config_for(broker, tmp_path / f"{n}.toml", topics, group,
@@ -69,13 +67,7 @@ def test_a_partition_moves_to_an_instance_with_its_own_folder_through_the_state_
     b = start_service(configs[1], log_b)
     wait_for(lambda: held(log_a) and held(log_b) and held(log_a) | held(log_b) == {0, 1, 2, 3})
     moved = held(log_a)
-    broker.produce(topics["input"], msgs[:half])
-    wait_for(lambda: count_output(broker, topics["output"]) >= half)
-    assert stop_service(a) == 0, log_a.read_text()[-3000:]
-    broker.produce(topics["input"], msgs[half:])
-    wait_for(lambda: len(distinct_forecasts(broker, topics["output"])) == len(msgs))
-    assert held(log_b) == {0, 1, 2, 3}  # B took over A's partitions
-    assert stop_service(b) == 0, log_b.read_text()[-3000:]
+    hand_over(broker, topics, msgs, (a, log_a), (b, log_b))
     assert not (tmp_path / "ckpt-a").exists() and not (tmp_path / "ckpt-b").exists()
     text = log_b.read_text()
     for p in moved:  # restored from A's checkpoints in the topic, and timed
