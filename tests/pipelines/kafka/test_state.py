@@ -19,6 +19,7 @@ from kafka import KafkaProducer
 from pipelines.engine.checkpoint import Checkpoint, CheckpointError
 from pipelines.kafka.options import KafkaSettings
 from pipelines.kafka.state import KafkaStateStore, make_state_store
+from pipelines.service.collector import runner_families
 from tests.pipelines.broker import Broker
 from tests.pipelines.engine.test_bad_checkpoints import MSGS, run_once_through
 from tests.pipelines.engine.test_loop import CLOCK
@@ -86,6 +87,12 @@ def test_a_checkpoint_goes_in_chunks_and_another_machine_restores_it_whole(
         assert len(key) + len(value) < SMALL
     again = run_once_through(other, MODEL)
     assert again.stats.restored == 1 and again.stats.restore_seconds > 0
+    # Exported as a summary: restores counted, their seconds summed.
+    [restore] = [f for f in runner_families(again, 0.0)
+                 if f.name == "forecaster_checkpoint_restore_seconds"]  # fmt: skip
+    samples = {s.name: s.value for s in restore.samples}
+    name = "forecaster_checkpoint_restore_seconds"
+    assert samples == {f"{name}_count": 1, f"{name}_sum": again.stats.restore_seconds}
 
 
 def test_superseded_chunks_get_tombstones_and_slots_alternate(stores: Stores) -> None:
