@@ -1,7 +1,8 @@
 """Checkpoints kept in a compacted Kafka topic, so a partition's state needs no shared disk.
 
 Each input partition's checkpoint is a set of records on one partition of the state
-topic, keyed by group, input topic and partition:
+topic (input partition p on state partition p mod N), keyed by group, input topic and
+partition:
 
 - ``<group>/<topic>/<partition>/chunk/<slot>/<index>``: the model snapshot in pieces that
   fit the broker's message size, each headed by the checkpoint's id and its place;
@@ -35,7 +36,6 @@ from urllib.parse import quote
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
-from kafka.partitioner import DefaultPartitioner
 
 from pipelines.engine.checkpoint import Checkpoint, CheckpointError
 from pipelines.kafka.options import KafkaSettings, consumer_options
@@ -88,7 +88,6 @@ class KafkaStateStore:
         self.producer, self.consumer, self.state = producer, consumer, where
         self.topic = where.topic
         self._group = quote(where.group, safe="")  # a "/" in a group id cannot fake a key
-        self._partitioner = DefaultPartitioner()
         self._known: dict[tuple[str, int], _Known] = {}
         self._out = Producing(producer, where.topic)
 
@@ -106,13 +105,20 @@ class KafkaStateStore:
         return self.prefix(topic, partition) + f"chunk/{slot}/{index}".encode()
 
     def state_partition(self, topic: str, partition: int) -> int:
-        """The state topic's partition holding every record of the input partition's state."""
+        """The state topic's partition holding every record of the input partition's state.
+
+        Input partition p goes to state partition p mod N: with at least as many state
+        partitions as input partitions, a restore reads only its own partition's records.
+        """
         try:
-            parts = sorted(self.producer.partitions_for(self.topic))
+            parts = sorted(self.producer.partitions_for(self.topic) or ())
         except KafkaError as exc:
             msg = f"state topic {self.topic!r}: no partitions: {exc!r}"
             raise StateUnavailable(msg) from exc
-        return int(self._partitioner(self.manifest_key(topic, partition), parts, parts))
+        if not parts:
+            msg = f"state topic {self.topic!r}: no such topic (create it: see the README)"
+            raise StateUnavailable(msg)
+        return int(parts[partition % len(parts)])
 
     def where(self, topic: str, partition: int) -> str:
         """The topic and partition, for messages."""
