@@ -7,10 +7,12 @@ import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
+from tests.conftest import needs_compiled_speed
 from tests.pipelines.broker import Broker
 
 
 @pytest.mark.kafka
+@needs_compiled_speed  # the shipped fleet model fills 256 events a series
 def test_bench_checkpoints_reports_both_stores_for_each_size(broker: Broker) -> None:
     args = ["bench", "checkpoints", "--series", "20,40", "--rounds", "2", "--json",
             "--bootstrap", broker.bootstrap, "--api-version", broker.api_version]  # fmt: skip
