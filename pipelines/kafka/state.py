@@ -38,7 +38,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from pipelines.engine.checkpoint import Checkpoint, CheckpointError
-from pipelines.kafka.options import KafkaSettings, consumer_options
+from pipelines.kafka.options import KafkaSettings, client_options, consumer_options
 from pipelines.kafka.sinks import Producing, make_producer
 
 log = logging.getLogger(__name__)
@@ -299,3 +299,48 @@ def make_state_store(cfg: KafkaSettings, topic: str) -> KafkaStateStore:
     ))  # fmt: skip
     return KafkaStateStore(producer, consumer,
                            StateTopic(topic, cfg.group_id, cfg.max_message_bytes))  # fmt: skip
+
+
+def topic_settings_problem(topic: str, error_code: int, settings: dict[str, str]) -> str | None:
+    """What is wrong with the state topic as the broker describes it (None: nothing).
+
+    Examples
+    --------
+    >>> topic_settings_problem("state", 0, {"cleanup.policy": "compact"}) is None
+    True
+    >>> topic_settings_problem("state", 0, {"cleanup.policy": "delete"})[:60]
+    "state topic 'state' has cleanup.policy=delete, not compact: "
+    >>> topic_settings_problem("state", 3, {})[:50]
+    "state topic 'state' does not exist (broker error 3"
+    """
+    if error_code:
+        return (f"state topic {topic!r} does not exist (broker error {error_code}): create it "
+                "with cleanup.policy=compact before the first checkpoint (README)")  # fmt: skip
+    policy = settings.get("cleanup.policy", "")
+    if "compact" not in policy.split(","):
+        return (f"state topic {topic!r} has cleanup.policy={policy or 'unset'}, not compact: "
+                "it grows without bound, and retention deletes the checkpoints of partitions "
+                "idle for longer than retention.ms (README)")  # fmt: skip
+    return None
+
+
+def check_state_topic(cfg: KafkaSettings, topic: str) -> str | None:
+    """Ask the brokers for the state topic's settings; a problem, or None.
+
+    Brokers before 0.11 have no admin API to ask: then None, and the README's settings
+    are the user's to apply.
+    """
+    try:
+        from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+        admin = KafkaAdminClient(**client_options(cfg))
+        try:
+            found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        finally:
+            admin.close()
+        [resource] = [res for response in found for res in response.resources]
+        settings = {str(entry[0]): str(entry[1]) for entry in resource[4]}
+    except Exception as exc:  # no admin API (Kafka 0.9, 0.10), or not authorised to ask
+        log.info("the state topic's settings could not be checked: %r", exc)
+        return None
+    return topic_settings_problem(topic, int(resource[0]), settings)

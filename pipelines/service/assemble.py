@@ -33,7 +33,7 @@ from pipelines.engine.ports import ForecastSink
 from pipelines.files.sinks import CsvSink, JsonlSink
 from pipelines.kafka.sinks import KafkaDeadLetterSink, KafkaForecastSink, make_producer
 from pipelines.kafka.source import KafkaSource, make_consumer
-from pipelines.kafka.state import KafkaStateStore, make_state_store
+from pipelines.kafka.state import KafkaStateStore, check_state_topic, make_state_store
 from pipelines.service.http import MetricsServer
 from pipelines.service.settings import Settings
 from pipelines.service.telemetry import Telemetry
@@ -200,6 +200,9 @@ def _assemble(
     ck = settings.checkpoint
     store: StateStore = CheckpointStore(ck.dir)
     if ck.store == "kafka":
+        problem = check_state_topic(settings.kafka, ck.topic)
+        if problem is not None:
+            log.warning("%s", problem)
         store = make_state_store(settings.kafka, ck.topic)
     loop = LoopSettings(ck.every_events, ck.every_seconds, settings.kafka.poll_timeout_ms,
                         on_bad_checkpoint=ck.on_error)  # fmt: skip
