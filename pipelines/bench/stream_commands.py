@@ -1,10 +1,12 @@
-"""``forecaster bench kafka``, ``soak`` and ``replay``: the streaming benchmarks' commands.
+"""``forecaster bench kafka``, ``soak``, ``replay``, ``checkpoints``: the streaming benchmarks.
 
-They stream through a Kafka broker or replay a recorded file, and print their tables.
+They stream through a Kafka broker or replay a recorded file, and print their tables;
+``checkpoints`` writes and restores a fleet's checkpoint through both stores.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -13,10 +15,18 @@ from pipelines.configs import shipped
 from pipelines.tables import json_option, print_json, report_table, wide_console
 
 
+def broker_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--bootstrap`` and ``--api-version``: a broker of the user's, or the local one."""
+    version = click.option("--api-version", default="auto", show_default=True,
+                           help="The broker's protocol version with --bootstrap.")  # fmt: skip
+    command = version(command)
+    return click.option(
+        "--bootstrap", help="A broker to use (host:port); default: start the local one."
+    )(command)
+
+
 @click.command("kafka")
-@click.option("--bootstrap", help="A broker to use (host:port); default: start the local one.")
-@click.option("--api-version", default="auto", show_default=True,
-              help="The broker's protocol version with --bootstrap.")  # fmt: skip
+@broker_options
 @click.option("--series", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--events-per-series", default=100, show_default=True, type=click.IntRange(min=1))
 @click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1))
@@ -215,3 +225,51 @@ def bench_replay(
         f"so one retrain alone is {b['one_retrain_over_allowed']:.1f}x that",
         highlight=False,
     )
+
+
+@click.command("checkpoints")
+@broker_options
+@click.option("--series", default="1000,10000", show_default=True,
+              help="Comma-separated fleet sizes.")  # fmt: skip
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML settings whose [model] is measured (default: the shipped fleet.toml).",
+)  # fmt: skip
+@json_option
+def bench_checkpoints(bootstrap: str | None, api_version: str, series: str, rounds: int,
+                      config_path: Path | None, as_json: bool) -> None:  # fmt: skip
+    """Checkpoint write time, bytes and restore time: folder store beside Kafka store."""
+    from pipelines.bench import checkpoints
+
+    try:
+        sizes = tuple(int(s) for s in series.split(","))
+    except ValueError:
+        msg = f"--series must be comma-separated integers, got {series!r}"
+        raise click.UsageError(msg) from None
+    if not sizes or min(sizes) < 1:
+        msg = f"--series must be integers >= 1, got {series!r}"
+        raise click.UsageError(msg)
+    try:
+        result = checkpoints.run(config_path or shipped("fleet.toml"), sizes, rounds,
+                                 bootstrap, api_version)  # fmt: skip
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if print_json(result, as_json):
+        return
+    table = report_table(
+        f"One partition's checkpoint, {Path(result['config']).name}, median of "
+        f"{result['rounds']} rounds (Kafka: acks=all, {result['max_message_bytes']:,}-byte "
+        "messages)",
+        ("series", "store", "write s", "bytes", "restore s"), left=("store",),
+    )  # fmt: skip
+    for row in result["rows"]:
+        for name in ("folder", "kafka"):
+            r = row[name]
+            table.add_row(f"{row['series']:,}", name, f"{r['write_seconds']:.3f}",
+                          f"{r['bytes']:,}", f"{r['restore_seconds']:.3f}")  # fmt: skip
+    out = wide_console()
+    out.print(table)
+    for row in result["rows"]:
+        out.print(f"{row['series']:,} series: snapshot {row['snapshot_bytes']:,} bytes, taken in "
+                  f"{row['snapshot_seconds']:.3f} s (before either store)")  # fmt: skip

@@ -7,6 +7,9 @@ renamed over the old one and the folder fsynced, so a crash leaves the old check
 the new one, never a mix. State and offset in one file means they can never disagree.
 The folder may be shared by several service instances (a network file system), which is
 how a partition's state follows it when the group rebalances.
+
+The loop talks to a :class:`StateStore`: this folder store, or one that keeps
+checkpoints elsewhere (:mod:`pipelines.kafka.state`, a compacted Kafka topic).
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 MAGIC = b"FCKPT\x00\x00\x01"
 _LEN = struct.Struct(">Q")
@@ -38,6 +42,22 @@ class CheckpointError(ValueError):
     """A checkpoint file exists but cannot be used (names the file and why)."""
 
 
+class StateStore(Protocol):
+    """Where the loop keeps checkpoints: a folder, or a Kafka topic."""
+
+    def where(self, topic: str, partition: int) -> str:
+        """Where the checkpoint of ``topic``/``partition`` lives, for messages."""
+
+    def save_all(self, ckpts: Sequence[Checkpoint]) -> None:
+        """Make every checkpoint durable before returning; raise if any is not."""
+
+    def load(self, topic: str, partition: int) -> Checkpoint | None:
+        """The latest whole checkpoint (None: there is none); :class:`CheckpointError` if bad."""
+
+    def set_aside(self, topic: str, partition: int) -> str | Path:
+        """Keep an unusable checkpoint for inspection, out of the way; say where it went."""
+
+
 class CheckpointStore:
     """Checkpoints under one folder."""
 
@@ -47,6 +67,15 @@ class CheckpointStore:
     def path(self, topic: str, partition: int) -> Path:
         """Where the checkpoint of ``topic``/``partition`` lives."""
         return self.root / topic / f"{partition}.ckpt"
+
+    def where(self, topic: str, partition: int) -> str:
+        """The checkpoint file's path, as text."""
+        return str(self.path(topic, partition))
+
+    def save_all(self, ckpts: Sequence[Checkpoint]) -> None:
+        """Each file written durably in turn."""
+        for ckpt in ckpts:
+            self.save(ckpt)
 
     def save(self, ckpt: Checkpoint) -> Path:
         """Write ``ckpt`` durably; the old file is replaced only once the new one is on disk."""

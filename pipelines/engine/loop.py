@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from forecaster import OnlineForecaster
+from pipelines.engine import ports
 from pipelines.engine.batches import TP, ForecastBatch
-from pipelines.engine.checkpoint import Checkpoint, CheckpointError, CheckpointStore
+from pipelines.engine.checkpoint import Checkpoint, CheckpointError, StateStore
 from pipelines.engine.decode import Decoder
 from pipelines.engine.ports import DeadLetterSink, ForecastSink, SinkError, Source
 from pipelines.engine.records import Rejected
@@ -73,6 +74,9 @@ class LoopStats:
     restored: int = 0
     sink_failures: int = 0  # each one sent every partition back to its latest checkpoint
     bad_checkpoints: int = 0  # set aside, their partitions started afresh
+    restore_seconds: float = 0.0  # spent loading and restoring the ``restored`` ones
+    # Partitions with no checkpoint whose group had committed an offset: state was lost.
+    state_missing: int = 0
     last_checkpoint: float = 0.0  # wall clock
 
 
@@ -103,7 +107,7 @@ class Runner:
         source: Source,
         sink: ForecastSink,
         dead_letters: DeadLetterSink,
-        store: CheckpointStore,
+        store: StateStore,
         make_model: ModelFactory,
         settings: LoopSettings | None = None,
         clocks: Clocks | None = None,
@@ -127,6 +131,7 @@ class Runner:
         self._save_due = False
         self.started = False
         self.last_record_at: float | None = None  # monotonic time records last arrived
+        self._unchecked: list[TP] = []  # started with no checkpoint: was one expected?
 
     # --- partitions moving ------------------------------------------------------
     def start(self) -> None:
@@ -176,11 +181,13 @@ class Runner:
             return PartitionTask(tp[0], tp[1], self.make_model(), None, self.decoder)
 
     def _restore(self, tp: TP) -> PartitionTask:
+        began = self.monotonic()
         ckpt = self.store.load(*tp)
         parked = self.parked.pop(tp, None)
         if ckpt is None:
             if parked is not None and parked.saved_offset is None:
                 return parked
+            self._unchecked.append(tp)
             # From the committed offset (or the reset policy): known with the first record.
             return PartitionTask(tp[0], tp[1], self.make_model(), None, self.decoder)
         if parked is not None and not parked.dirty and parked.saved_offset == ckpt.next_offset:
@@ -188,18 +195,20 @@ class Runner:
         if ckpt.model_config != self.model_config:
             changed = sorted(k for k in set(ckpt.model_config) | set(self.model_config)
                              if ckpt.model_config.get(k) != self.model_config.get(k))  # fmt: skip
-            msg = (f"{self.store.path(*tp)} was written with another [model] config (differs "
+            msg = (f"{self.store.where(*tp)} was written with another [model] config (differs "
                    f"in {', '.join(changed)}); restore that config, or set [checkpoint] "
                    "on_error = \"start_fresh\"")  # fmt: skip
             raise CheckpointError(msg)
         try:
             model = OnlineForecaster.restore(ckpt.snapshot)
         except (ValueError, KeyError, OSError) as exc:  # a damaged or foreign snapshot
-            msg = f"{self.store.path(*tp)}: the model snapshot cannot be restored: {exc}"
+            msg = f"{self.store.where(*tp)}: the model snapshot cannot be restored: {exc}"
             raise CheckpointError(msg) from exc
+        seconds = self.monotonic() - began
         self.stats.restored += 1
-        log.info("restored %s at offset %d (%d events learned)", tp, ckpt.next_offset,
-                 model.n_events)  # fmt: skip
+        self.stats.restore_seconds += seconds
+        log.info("restored %s at offset %d (%d events learned) from %s in %.3f s", tp,
+                 ckpt.next_offset, model.n_events, self.store.where(*tp), seconds)  # fmt: skip
         task = PartitionTask(tp[0], tp[1], model, ckpt.next_offset, self.decoder)
         task.saved_offset = ckpt.next_offset
         return task
@@ -245,6 +254,20 @@ class Runner:
             self.observer.on_assigned(list(self.tasks))
         self.sleep(self._backoff)
 
+    def _warn_missing(self) -> None:
+        """Count the partitions started afresh though their group committed offsets."""
+        # After the poll that assigned them: no blocking call in a rebalance callback.
+        tps, self._unchecked = self._unchecked, []
+        if not isinstance(self.source, ports.CommittedOffsets):
+            return
+        for tp in tps:
+            offset = self.source.group_committed(tp) if tp in self.tasks else None
+            if offset is not None:
+                self.stats.state_missing += 1
+                log.warning("%s has no checkpoint in %s, but its group committed offset %d: "
+                            "its model state is lost, and it starts with a new model from "
+                            "that offset", tp, self.store.where(*tp), offset)  # fmt: skip
+
     def _poll_and_process(self) -> int:
         waiting = any(t.backlog for t in self.tasks.values())
         timeout = self.settings.poll_timeout_ms
@@ -252,6 +275,8 @@ class Runner:
             timeout = min(timeout, 20)
         batches = self.source.poll(timeout)
         self.stats.polls += 1
+        if self._unchecked:
+            self._warn_missing()
         if batches:
             self.last_record_at = self.monotonic()
         for tp, records in batches.items():
@@ -322,12 +347,13 @@ class Runner:
             self.sink.flush()
             self.dead_letters.flush()
             now = self.clock()
+            ckpts = []
             for task in ready:
                 assert task.next_offset is not None  # dirty implies a record was processed
-                self.store.save(Checkpoint(
-                    task.topic, task.partition, task.next_offset, self.model_config, now,
-                    task.model.snapshot(),
-                ))  # fmt: skip
+                ckpts.append(Checkpoint(task.topic, task.partition, task.next_offset,
+                                        self.model_config, now, task.model.snapshot()))  # fmt: skip
+            self.store.save_all(ckpts)  # durable (acknowledged) before any commit below
+            for task in ready:
                 task.saved_offset, task.events_since_save = task.next_offset, 0
                 self.stats.checkpoints += 1
             self._backoff = 0.0  # delivered and durable: the sinks work again

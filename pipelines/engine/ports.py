@@ -9,7 +9,7 @@ which ones it has.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pipelines.engine.batches import TP, ForecastBatch, Polled
 from pipelines.engine.records import Rejected
@@ -48,6 +48,14 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Leave the group and release resources."""
+
+
+@runtime_checkable
+class CommittedOffsets(Protocol):
+    """A source that knows its group's committed offsets (a consumer group does)."""
+
+    def group_committed(self, tp: TP) -> int | None:
+        """The group's committed offset of ``tp`` (None: it never committed one)."""
 
 
 class SinkError(RuntimeError):

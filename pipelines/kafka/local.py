@@ -36,8 +36,8 @@ class LocalBroker:
                     "KAFKA_MAX_MESSAGE_BYTES": str(max_message_bytes)}  # fmt: skip
         self.bootstrap = f"127.0.0.1:{self.env['KAFKA_PORT']}"
 
-    def _script(self, command: str) -> str:
-        out = subprocess.run([SCRIPT, command, str(self.run_dir)], env=self.env,
+    def _script(self, command: str, *args: str) -> str:
+        out = subprocess.run([SCRIPT, command, str(self.run_dir), *args], env=self.env,
                              capture_output=True, text=True, check=False)  # fmt: skip
         if out.returncode != 0:
             msg = f"the local Kafka broker did not {command}: {out.stderr.strip()}"
@@ -48,6 +48,13 @@ class LocalBroker:
         """Start (with ``keep_data``: again, with the topics and offsets it had)."""
         self._script("restart" if keep_data else "start")
         return self.bootstrap
+
+    def create_topic(self, name: str, partitions: int, config: dict[str, str]) -> None:
+        """Create ``name`` with topic settings such as ``cleanup.policy=compact``.
+
+        Kafka 0.9 has no admin API: this runs Kafka's own topic tool against ZooKeeper.
+        """
+        self._script("topic", name, str(partitions), *(f"{k}={v}" for k, v in config.items()))
 
     def stop(self) -> None:
         """Stop both processes (SIGTERM, then SIGKILL after 10 s)."""

@@ -20,10 +20,10 @@ class DeliveryError(SinkError):
     """The producer could not deliver messages; nothing after them is committed."""
 
 
-def make_producer(cfg: KafkaSettings) -> KafkaProducer:
-    """A producer that waits for the leader's acknowledgement and retries."""
+def make_producer(cfg: KafkaSettings, acks: int | str = 1) -> KafkaProducer:
+    """A producer that waits for the leader's acknowledgement (``acks``) and retries."""
     tuned: dict[str, Any] = dict(
-        acks=1, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
+        acks=acks, linger_ms=cfg.linger_ms, batch_size=256 * 1024,
         max_request_size=cfg.max_message_bytes,
         # Retried until delivery_timeout_ms, so a short broker outage only delays a flush.
         delivery_timeout_ms=cfg.delivery_timeout_ms, max_block_ms=cfg.delivery_timeout_ms,
@@ -34,7 +34,7 @@ def make_producer(cfg: KafkaSettings) -> KafkaProducer:
     return KafkaProducer(**producer_options(cfg, **tuned))
 
 
-class _Producing:
+class Producing:
     """Sends through a producer and remembers whether any send failed."""
 
     def __init__(self, producer: KafkaProducer, topic: str) -> None:
@@ -43,7 +43,8 @@ class _Producing:
         self._failures: list[BaseException] = []
         self._note = self._failures.append
 
-    def _send(self, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+    def send(self, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
+        """Send one record (``value`` None: a tombstone); a failure surfaces at :meth:`flush`."""
         try:
             future = self.producer.send(self.topic, key=key, value=value, partition=partition)
         except KafkaError as exc:  # no metadata within max_block_ms, a record too large
@@ -52,6 +53,7 @@ class _Producing:
         future.add_errback(self._note)
 
     def flush(self) -> None:
+        """Block until every record sent is acknowledged; raise :class:`DeliveryError` if not."""
         try:
             self.producer.flush(timeout=self._timeout)
         except KafkaError as exc:
@@ -67,7 +69,7 @@ class _Producing:
         self.flush()
 
 
-class KafkaForecastSink(_Producing):
+class KafkaForecastSink(Producing):
     """Forecasts to the output topic, keyed by series.
 
     Each series' partition is the default partitioner's choice (murmur2 of the key, as
@@ -91,7 +93,7 @@ class KafkaForecastSink(_Producing):
             raise DeliveryError(msg) from exc
         if parts != self._partitions:  # first use, or the topic grew
             self._partitions, self._of_key = parts, {}
-        of_key, send = self._of_key, self._send
+        of_key, send = self._of_key, self.send
         for key, value in messages:
             part = of_key.get(key)
             if part is None:
@@ -99,7 +101,7 @@ class KafkaForecastSink(_Producing):
             send(key, value, part)
 
 
-class KafkaDeadLetterSink(_Producing):
+class KafkaDeadLetterSink(Producing):
     """Rejected records to the dead-letter topic, with their reason and origin."""
 
     def __init__(self, producer: KafkaProducer, topic: str, max_bytes: int) -> None:
@@ -108,4 +110,4 @@ class KafkaDeadLetterSink(_Producing):
 
     def write(self, rejected: Sequence[Rejected]) -> None:
         for rej in rejected:
-            self._send(*encode_dead_letter(rej, self.max_bytes))
+            self.send(*encode_dead_letter(rej, self.max_bytes))

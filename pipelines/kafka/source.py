@@ -154,6 +154,15 @@ class KafkaSource:
             return False
         return True
 
+    def group_committed(self, tp: TP) -> int | None:
+        """The group's committed offset of ``tp`` (None: none, or the broker did not say)."""
+        try:
+            offset = self.consumer.committed(TopicPartition(*tp), timeout_ms=self.commit_timeout_ms)
+        except KafkaError as exc:  # only a warning depends on it: never stop the loop
+            log.warning("committed offset of %s unknown: %r", tp, exc)
+            return None
+        return None if offset is None or offset < 0 else int(offset)
+
     def lag(self) -> dict[TP, int]:
         """Messages between each assigned partition's position and its end (as last fetched)."""
         out = {}

@@ -2,7 +2,7 @@
 
 Kafka source -> :class:`~pipelines.engine.loop.Runner` -> Kafka forecast topic (and
 optional JSONL / CSV copies), rejected records to the dead-letter topic, checkpoints in a
-folder.
+folder or a compacted Kafka topic (``[checkpoint] store``).
 SIGTERM or SIGINT finishes the batch in hand, flushes, checkpoints, commits and exits.
 Metrics (:mod:`pipelines.service.telemetry`) are served on ``[metrics] host:port`` from
 before the kernels compile (``/healthz`` answers during warm-up) until the loop has
@@ -26,13 +26,14 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from threadpoolctl import threadpool_limits
 
 from forecaster import ForecasterConfig, OnlineForecaster
-from pipelines.engine.checkpoint import CheckpointStore
+from pipelines.engine.checkpoint import CheckpointStore, StateStore
 from pipelines.engine.loop import LoopSettings, LoopStats, Runner
 from pipelines.engine.memory import FanOut
 from pipelines.engine.ports import ForecastSink
 from pipelines.files.sinks import CsvSink, JsonlSink
 from pipelines.kafka.sinks import KafkaDeadLetterSink, KafkaForecastSink, make_producer
 from pipelines.kafka.source import KafkaSource, make_consumer
+from pipelines.kafka.state import KafkaStateStore, check_state_topic, make_state_store
 from pipelines.service.http import MetricsServer
 from pipelines.service.settings import Settings
 from pipelines.service.telemetry import Telemetry
@@ -120,6 +121,8 @@ class Service:
                 self.telemetry.stopping = True
             try:
                 self.producer.close()
+                if isinstance(runner.store, KafkaStateStore):
+                    runner.store.close()
             finally:
                 if self.metrics_server is not None:
                     self.metrics_server.stop()
@@ -195,13 +198,19 @@ def _assemble(
         sinks.append(CsvSink(settings.sink.csv))
     source = KafkaSource(make_consumer(settings.kafka), settings.topics.input)
     ck = settings.checkpoint
+    store: StateStore = CheckpointStore(ck.dir)
+    if ck.store == "kafka":
+        problem = check_state_topic(settings.kafka, ck.topic)
+        if problem is not None:
+            log.warning("%s", problem)
+        store = make_state_store(settings.kafka, ck.topic)
     loop = LoopSettings(ck.every_events, ck.every_seconds, settings.kafka.poll_timeout_ms,
                         on_bad_checkpoint=ck.on_error)  # fmt: skip
     runner = Runner(
         source, FanOut(sinks) if len(sinks) > 1 else sinks[0],
         KafkaDeadLetterSink(producer, settings.topics.dead_letter,
                             settings.kafka.max_message_bytes),
-        CheckpointStore(ck.dir), make_model, loop,
+        store, make_model, loop,
     )  # fmt: skip
     telemetry.attach(runner)
     return Service(settings, runner, stop, producer, warm_seconds, telemetry)

@@ -20,6 +20,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
+    SummaryMetricFamily,
 )
 from prometheus_client.utils import floatToGoString
 
@@ -280,6 +281,17 @@ def runner_families(runner: Runner, attached_at: float) -> Iterator[Metric]:
         "forecaster_bad_checkpoints",
         "Unusable checkpoints set aside under [checkpoint] on_error = start_fresh.",
         value=stats.bad_checkpoints,
+    )
+    yield CounterMetricFamily(
+        "forecaster_state_missing",
+        "Partitions started with a new model though their group had committed offsets.",
+        value=stats.state_missing,
+    )
+    yield SummaryMetricFamily(
+        "forecaster_checkpoint_restore_seconds",
+        "Time to load a partition's checkpoint and restore its model, per restore.",
+        count_value=stats.restored,
+        sum_value=stats.restore_seconds,
     )
     yield from model_families(list(runner.tasks.items()))
     if stats.last_checkpoint > 0:

@@ -47,6 +47,24 @@ class CheckpointSettings(_Section):
     # stops naming the file; "start_fresh" sets it aside as <file>.bad-N (never
     # overwritten) and starts that partition with a new model from its committed offset.
     on_error: Literal["fail", "start_fresh"] = "fail"
+    # "folder": files in ``dir`` (shared by every instance: NFS, a ReadWriteMany volume);
+    # "kafka": records in ``topic`` on the [kafka] cluster (compacted), no shared disk.
+    store: Literal["folder", "kafka"] = "folder"
+    topic: str = "forecaster-state"
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        # Kafka's own rule for topic names.
+        if (
+            not value
+            or len(value) > 249
+            or value in {".", ".."}
+            or not all(c.isascii() and (c.isalnum() or c in "._-") for c in value)
+        ):
+            msg = f"topic must be 1-249 of the characters a-z A-Z 0-9 . _ -, got {value!r}"
+            raise ValueError(msg)
+        return value
 
 
 class SinkSettings(_Section):

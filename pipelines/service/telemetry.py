@@ -22,6 +22,8 @@ forecaster_events_consumed_total               counter    (records processed: ev
 forecaster_events_rejected_total               counter    reason
 forecaster_forecasts_emitted_total             counter
 forecaster_checkpoints_total                   counter
+forecaster_checkpoint_restore_seconds          summary    (load and restore, per partition)
+forecaster_state_missing_total                 counter    (no checkpoint, offsets committed)
 forecaster_batch_processing_seconds            histogram  (one partition's batch: decode,
                                                           learn, forecast, write)
 forecaster_event_processing_seconds            histogram  (a batch's time / its records,

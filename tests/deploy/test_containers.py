@@ -148,3 +148,22 @@ def test_compose_sets_only_settings_the_service_knows(compose: dict[str, Any]) -
     assert job["static_configs"][0]["targets"] == [f"forecaster:{settings.metrics.port}"]
     with pytest.raises(ValueError, match=r"kafka\.bogus: unknown key"):
         load_settings(SHIPPED, env={**env, "FORECASTER_KAFKA__BOGUS": "1"})
+
+
+def test_the_kafka_state_variant_has_no_shared_volume_and_validates() -> None:
+    """deploy/k8s-kafka-state: the base without its claim, checkpoints in the state topic."""
+    proc = run(tool("kubectl"), "kustomize", str(DEPLOY / "k8s-kafka-state"))
+    assert proc.returncode == 0, proc.stderr
+    docs = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    check = run(tool("kubernetes-validate"), "--strict", "-", stdin=proc.stdout)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert (check.stdout + check.stderr).count("passed for resource") == len(docs)
+    assert sorted(d["kind"] for d in docs) == ["ConfigMap", "Deployment", "Service"]
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "state", "emptyDir": {}}]  # the pod's own, not shared
+    [container] = pod["containers"]
+    env = {**config["data"], **{e["name"]: e["value"] for e in container["env"]}}
+    settings = load_settings(ROOT / container["args"][1], env=env)
+    assert settings.checkpoint.store == "kafka"
+    assert settings.checkpoint.topic == "forecaster-state"

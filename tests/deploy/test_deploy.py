@@ -40,7 +40,7 @@ def promtool(*args: str) -> str:
 
 def test_prometheus_config_and_rules_are_valid() -> None:
     assert "SUCCESS" in promtool("check", "config", "prometheus.yml")
-    assert "SUCCESS: 8 rules found" in promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS: 9 rules found" in promtool("check", "rules", "alerts.yml")
 
 
 def test_alerts_fire_on_synthetic_series() -> None:

@@ -29,6 +29,7 @@ PARTITIONS = 4
 class Broker:
     bootstrap: str
     api_version: str  # as in the settings: "auto" or "0.9"
+    local: localkafka.LocalBroker | None = None  # the bundled one, when it is that
 
     def client_opts(self) -> dict[str, Any]:
         """The options every client of the pipelines gets (pipelines.kafka.options)."""
@@ -40,16 +41,18 @@ class Broker:
                 "group_id": group, "poll_timeout_ms": 100, "session_timeout_ms": 6000,
                 "heartbeat_interval_ms": 1000}  # fmt: skip
 
-    def new_topic(self, name: str) -> str:
-        """A fresh topic with PARTITIONS partitions."""
+    def new_topic(self, name: str, config: dict[str, str] | None = None) -> str:
+        """A fresh topic with PARTITIONS partitions (and topic settings ``config``)."""
         topic = f"{name}-{uuid.uuid4().hex[:8]}"
         try:
             from kafka.admin import KafkaAdminClient, NewTopic
 
             admin = KafkaAdminClient(**self.client_opts())
-            admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+            admin.create_topics([NewTopic(topic, PARTITIONS, 1, topic_configs=config or {})])
             admin.close()
         except Exception:  # no admin API (0.9): the broker creates it on first use
+            if config and self.local is not None:  # or its topic tool, with settings
+                self.local.create_topic(topic, PARTITIONS, config)
             prod = KafkaProducer(**self.client_opts())
             deadline = time.monotonic() + 20
             while not prod.partitions_for(topic) and time.monotonic() < deadline:
@@ -135,5 +138,8 @@ def local_broker(run_dir: Path) -> Iterator[Broker]:
     if given:
         yield Broker(given, os.environ.get("FORECASTER_TEST_API_VERSION", "auto"))
         return
-    with localkafka.local_broker(run_dir, PARTITIONS) as bootstrap:
-        yield Broker(bootstrap, localkafka.LOCAL_API_VERSION)
+    local = localkafka.LocalBroker(run_dir, PARTITIONS)
+    try:
+        yield Broker(local.start(), localkafka.LOCAL_API_VERSION, local)
+    finally:
+        local.stop()

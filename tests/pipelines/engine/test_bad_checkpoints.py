@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from forecaster import OnlineForecaster
-from pipelines.engine.checkpoint import CheckpointError, CheckpointStore
+from pipelines.engine.checkpoint import CheckpointError, CheckpointStore, StateStore
 from pipelines.engine.loop import Clocks, LoopSettings, Runner
 from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource
 from tests.pipelines.broker import Broker
@@ -22,9 +22,7 @@ from tests.pipelines.streams import MODEL, sensor_events, write_settings
 MSGS = sensor_events(n_series=3, per_series=40, seed=6)
 
 
-def run_once_through(
-    store: CheckpointStore, model: dict[str, object], on_error: str = "fail"
-) -> Runner:
+def run_once_through(store: StateStore, model: dict[str, object], on_error: str = "fail") -> Runner:
     r = Runner(MemorySource(partitions(MSGS, 1), 50), ListSink(), ListDeadLetters(), store,
                lambda: OnlineForecaster(model), LoopSettings(on_bad_checkpoint=on_error),
                Clocks(wall=lambda: CLOCK))  # fmt: skip

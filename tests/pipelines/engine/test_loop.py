@@ -93,11 +93,18 @@ class Recorder:
         self.saved[(ckpt.topic, ckpt.partition)] = ckpt.next_offset
         return self.store.save(ckpt)
 
+    def save_all(self, ckpts: Sequence[Checkpoint]) -> None:
+        for ckpt in ckpts:
+            self.save(ckpt)
+
     def load(self, topic: str, partition: int) -> Checkpoint | None:
         return self.store.load(topic, partition)
 
-    def path(self, topic: str, partition: int) -> Path:
-        return self.store.path(topic, partition)
+    def where(self, topic: str, partition: int) -> str:
+        return self.store.where(topic, partition)
+
+    def set_aside(self, topic: str, partition: int) -> Path:
+        return self.store.set_aside(topic, partition)
 
 
 def test_offsets_are_committed_only_after_flush_and_a_durable_checkpoint(tmp_path: Path) -> None:

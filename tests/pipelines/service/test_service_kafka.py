@@ -195,10 +195,25 @@ def held(log: Path) -> set[int]:
     return parts
 
 
+Life = tuple[subprocess.Popen[bytes], Path]  # a service process and its log
+
+
+def hand_over(broker: Broker, topics: dict[str, str], msgs: list[tuple[bytes, bytes]],
+              a: Life, b: Life) -> None:  # fmt: skip
+    """Half the events, stop A; the other half, B takes over all; stop B."""
+    half = len(msgs) // 2
+    broker.produce(topics["input"], msgs[:half])
+    wait_for(lambda: count_output(broker, topics["output"]) >= half)
+    assert stop_service(a[0]) == 0, a[1].read_text()[-3000:]
+    broker.produce(topics["input"], msgs[half:])
+    wait_for(lambda: len(distinct_forecasts(broker, topics["output"])) == len(msgs))
+    assert held(b[1]) == {0, 1, 2, 3}  # B took over A's partitions
+    assert stop_service(b[0]) == 0, b[1].read_text()[-3000:]
+
+
 def test_two_instances_split_partitions_and_hand_over_state(broker: Broker, workdir: Path) -> None:
     topics = fresh_topics(broker)
     msgs = sensor_events(n_series=16, per_series=120, seed=3)
-    half = len(msgs) // 2
     config = settings_for(broker, workdir, topics, "g-pair", every_events=200)
     log_a, log_b = workdir / "a.log", workdir / "b.log"
     a = start_service(config, log_a)
@@ -206,13 +221,7 @@ def test_two_instances_split_partitions_and_hand_over_state(broker: Broker, work
     # Both in the group, each with a share: the partitions are split, none held twice.
     wait_for(lambda: held(log_a) and held(log_b) and held(log_a) | held(log_b) == {0, 1, 2, 3})
     assert not held(log_a) & held(log_b)
-    broker.produce(topics["input"], msgs[:half])
-    wait_for(lambda: count_output(broker, topics["output"]) >= half)
-    assert stop_service(a) == 0, log_a.read_text()[-3000:]
-    broker.produce(topics["input"], msgs[half:])
-    wait_for(lambda: len(distinct_forecasts(broker, topics["output"])) == len(msgs))
-    assert held(log_b) == {0, 1, 2, 3}  # B took over A's partitions
-    assert stop_service(b) == 0, log_b.read_text()[-3000:]
+    hand_over(broker, topics, msgs, (a, log_a), (b, log_b))
     docs = [orjson.loads(r.value) for r in broker.read_all(
         topics["output"], expect=count_output(broker, topics["output"]))]  # fmt: skip
     got = by_event(docs)

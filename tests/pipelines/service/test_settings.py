@@ -56,6 +56,8 @@ def test_environment_overrides_file_values(tmp_path: Path) -> None:
         ("[kafka]\nclient = { group_id = 'x' }\n", {}, "'group_id' is set by the service"),
         ("[model]\nhidden_size = 0\n", {}, "[model] hidden_size must be"),
         ("[kafka\n", {}, "s.toml"),
+        ("[checkpoint]\nstore = 'redis'\n", {}, "checkpoint.store: Input should be 'folder'"),
+        ("", {"FORECASTER_CHECKPOINT__TOPIC": "state/x"}, "got 'state/x'"),
     ],
 )
 def test_bad_settings_name_the_key(
