@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
+from rich.console import Console
 
 from pipelines.configs import shipped
 from pipelines.tables import json_option, print_json, report_table, wide_console
@@ -176,15 +178,21 @@ def bench_soak(events: int, series: int, rate: float, sample_seconds: float,
 )
 @click.option("--horizon", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--rows", type=click.IntRange(min=100), help="Only the first ROWS rows.")
+@click.option(
+    "--panel", default="all", show_default=True,
+    help="Panel streams to replay beside SNARIMAX too (parts of file names, comma-separated; "
+    "'none': skip).",
+)  # fmt: skip
 @json_option
-def bench_replay(
-    path: Path | None, config_path: Path | None, horizon: int, rows: int | None, as_json: bool
-) -> None:
+def bench_replay(path: Path | None, config_path: Path | None, horizon: int, rows: int | None,
+                 panel: str, as_json: bool) -> None:  # fmt: skip
     """Replay throughput (events/s, parsing included) and scores beside River.
 
-    River's SNARIMAX and HoltWinters run on the same file and horizon, in the same run.
+    River's SNARIMAX and HoltWinters run on the same file and horizon, in the same run;
+    then each panel stream is replayed beside SNARIMAX, stream by stream.
     """
     from pipelines.bench import replay as bench
+    from pipelines.bench.accuracy import select
     from pipelines.bench.datasets import NAB, data_root
     from pipelines.configs import load_model_config
 
@@ -195,9 +203,13 @@ def bench_replay(
         raise click.UsageError(msg)
     try:
         cfg = load_model_config(config_path or shipped("sensors.toml"), horizon=horizon)
+        streams = () if panel == "none" else select(None if panel == "all" else panel)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     result = bench.run(path, cfg, rows)
+    log = Console(stderr=True).log
+    result["panel"] = (bench.run_panel(cfg, streams, data_root(), progress=log)
+                       if streams else None)  # fmt: skip
     if print_json(result, as_json):
         return
     k = result["horizon"]
@@ -223,6 +235,29 @@ def bench_replay(
         f"the goal allows {b['goal_allows_seconds']:.3f} s for the whole file; the shipped "
         f"config retrained {b['retrains']:.0f} times at {b['seconds_per_retrain']:.3f} s each, "
         f"so one retrain alone is {b['one_retrain_over_allowed']:.1f}x that",
+        highlight=False,
+    )
+    console.print(f"retraining off: {result['ratio_no_retrain']:.2f}x SNARIMAX (goal 5x)",
+                  highlight=False)  # fmt: skip
+    if result["panel"] is not None:
+        _print_panel(result["panel"], console)
+
+
+def _print_panel(p: dict[str, Any], console: Console) -> None:
+    """The panel's streams, each replayed beside River SNARIMAX."""
+    console.print(report_table(
+        "The panel, stream by stream: replay (shipped config) beside River SNARIMAX, "
+        "parsing included",
+        ("stream", "events", "retrains", "replay events/s", "SNARIMAX events/s", "ratio"),
+        left=("stream",),
+        rows=[(r["stream"], f"{r['events']:,}", str(r["retrains"]),
+               f"{r['events_per_second']:,.0f}", f"{r['river_events_per_second']:,.0f}",
+               f"{r['ratio']:.2f}x") for r in p["rows"]],
+    ))  # fmt: skip
+    console.print(
+        f"whole panel: {p['events']:,} events, replay {p['events_per_second']:,.0f} events/s, "
+        f"SNARIMAX {p['river_events_per_second']:,.0f}: {p['ratio']:.2f}x (goal 1.0x); "
+        f"streams at or above 1.0x: {p['streams_at_or_above_1x']} of {len(p['rows'])}",
         highlight=False,
     )
 

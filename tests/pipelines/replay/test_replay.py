@@ -258,7 +258,8 @@ def test_bench_replay_reports_throughput_and_scores_beside_river(tmp_path: Path)
     data = csv_file(tmp_path / "s.csv", *hourly(400))
     cfg = config(tmp_path, MODEL)
     result = CliRunner().invoke(main, ["bench", "replay", "--file", str(data), "--config",
-                                       str(cfg), "--horizon", "3", "--json"])  # fmt: skip
+                                       str(cfg), "--horizon", "3", "--panel", "none",
+                                       "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     names = [r["name"] for r in report["rows"]]
@@ -272,8 +273,10 @@ def test_bench_replay_reports_throughput_and_scores_beside_river(tmp_path: Path)
         )
         assert math.isfinite(r["mae_1"]) and math.isfinite(r["mae_3"])
     assert report["ratio"] == report["rows"][0]["vs_snarimax"]
+    assert report["ratio_no_retrain"] == report["rows"][1]["vs_snarimax"]
+    assert report["panel"] is None
     b, shipped = report["budget"], report["rows"][0]
-    assert b["goal_allows_seconds"] == pytest.approx(400 / (10 * snarimax["events_per_second"]))
+    assert b["goal_allows_seconds"] == pytest.approx(400 / snarimax["events_per_second"])
     # MODEL retrains at events 60 (first_retrain), 150 and 300 of the 400; one retrain
     # costs the difference between the runs with and without retraining, shared out.
     no_retrain = report["rows"][1]
@@ -473,3 +476,29 @@ def test_the_report_marks_where_each_retrain_started_by_its_reason(tmp_path: Pat
         hours = 3600.0 * (np.array(expected) - 1)
         np.testing.assert_array_equal(starts["first"], fc.ts[row] + hours[:1])
         np.testing.assert_array_equal(starts["schedule"], fc.ts[row] + hours[1:])
+
+
+def test_bench_replay_sets_each_panel_stream_beside_snarimax(tmp_path: Path) -> None:
+    from pipelines.bench.replay import run_panel
+
+    # A NAB-like file and an ETTh1-like one (its target column is OT).
+    nab = tmp_path / "NAB" / "x"
+    nab.mkdir(parents=True)
+    csv_file(nab / "a.csv", *hourly(300, seed=1))
+    (tmp_path / "ETDataset").mkdir()
+    ts, values = hourly(200, seed=2)
+    csv_file(tmp_path / "ETDataset" / "ETTh1.csv", ts, [f"{v},1.0" for v in values],
+             header="date,OT,HUFL")  # fmt: skip
+    cfg = ForecasterConfig(**{**MODEL, "horizon": 3})
+    seen: list[str] = []
+    p = run_panel(cfg, ["NAB/x/a.csv", "ETDataset/ETTh1.csv"], tmp_path, progress=seen.append)
+    assert seen == ["NAB/x/a.csv", "ETDataset/ETTh1.csv"]
+    assert [(r["stream"], r["events"]) for r in p["rows"]] == [("a", 300), ("ETTh1", 200)]
+    for r in p["rows"]:
+        assert r["ratio"] == pytest.approx(r["events_per_second"] / r["river_events_per_second"])
+        assert r["retrains"] >= 1
+    assert p["events"] == 500
+    total = sum(r["seconds"] for r in p["rows"]), sum(r["river_seconds"] for r in p["rows"])
+    assert p["ratio"] == pytest.approx(total[1] / total[0])
+    assert p["events_per_second"] == pytest.approx(500 / total[0])
+    assert p["streams_at_or_above_1x"] == sum(r["ratio"] >= 1.0 for r in p["rows"])
