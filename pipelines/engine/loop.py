@@ -110,6 +110,9 @@ class Runner:
     ) -> None:
         self.source, self.sink, self.dead_letters, self.store = source, sink, dead_letters, store
         self.make_model = make_model
+        # The id of the model file make_model starts from (None: untrained models); a
+        # partition restored from a checkpoint keeps the id its checkpoint names.
+        self.model_id: str | None = None
         self.settings = settings or LoopSettings()
         clocks = clocks or Clocks()
         self.clock, self.monotonic, self.sleep = clocks.wall, clocks.monotonic, clocks.sleep
@@ -173,7 +176,13 @@ class Runner:
             log.warning("%s; set aside as %s, and %s starts with a new model from its "
                         "committed offset", exc, aside, tp)  # fmt: skip
             self.parked.pop(tp, None)
-            return PartitionTask(tp[0], tp[1], self.make_model(), None, self.decoder)
+            return self._new_task(tp)
+
+    def _new_task(self, tp: TP) -> PartitionTask:
+        """A partition with no state yet: a new model, from the committed offset."""
+        task = PartitionTask(tp[0], tp[1], self.make_model(), None, self.decoder)
+        task.model_id = self.model_id
+        return task
 
     def _restore(self, tp: TP) -> PartitionTask:
         ckpt = self.store.load(*tp)
@@ -182,7 +191,7 @@ class Runner:
             if parked is not None and parked.saved_offset is None:
                 return parked
             # From the committed offset (or the reset policy): known with the first record.
-            return PartitionTask(tp[0], tp[1], self.make_model(), None, self.decoder)
+            return self._new_task(tp)
         if parked is not None and not parked.dirty and parked.saved_offset == ckpt.next_offset:
             return parked  # nobody moved it on meanwhile: the state in memory is current
         if ckpt.model_config != self.model_config:
@@ -201,7 +210,7 @@ class Runner:
         log.info("restored %s at offset %d (%d events learned)", tp, ckpt.next_offset,
                  model.n_events)  # fmt: skip
         task = PartitionTask(tp[0], tp[1], model, ckpt.next_offset, self.decoder)
-        task.saved_offset = ckpt.next_offset
+        task.saved_offset, task.model_id = ckpt.next_offset, ckpt.model_id
         return task
 
     # --- the loop ---------------------------------------------------------------
@@ -326,7 +335,7 @@ class Runner:
                 assert task.next_offset is not None  # dirty implies a record was processed
                 self.store.save(Checkpoint(
                     task.topic, task.partition, task.next_offset, self.model_config, now,
-                    task.model.snapshot(),
+                    task.model.snapshot(), task.model_id,
                 ))  # fmt: skip
                 task.saved_offset, task.events_since_save = task.next_offset, 0
                 self.stats.checkpoints += 1
