@@ -4,9 +4,10 @@ One file per input partition, ``<dir>/<topic>/<partition>.ckpt``: an 8-byte magi
 length of a JSON header, the header (topic, partition, next offset, the model config,
 when it was written, the id of the model file the state started from) and the model
 snapshot. It is written to a temporary file, fsynced, renamed over the old one and the
-folder fsynced, so a crash leaves the old checkpoint or the new one, never a mix. State and offset in one file means they can never disagree.
-The folder may be shared by several service instances (a network file system), which is
-how a partition's state follows it when the group rebalances.
+folder fsynced, so a crash leaves the old checkpoint or the new one, never a mix. State
+and offset in one file means they can never disagree. The folder may be shared by
+several service instances (a network file system), which is how a partition's state
+follows it when the group rebalances.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from forecaster import ForecasterConfig
-from pipelines.configs import ConfigFile, apply_env, read_toml
+from pipelines.configs import INIT, ConfigFile, apply_env, model_keys, read_toml
 from pipelines.kafka.options import KafkaSettings
 
 
@@ -140,8 +140,21 @@ class Settings(_Section):
     metrics: MetricsSettings = MetricsSettings()
 
     def forecaster_config(self) -> ForecasterConfig:
-        """The ``[model]`` table as a validated :class:`ForecasterConfig`."""
-        return ForecasterConfig.from_dict(self.model)
+        """The ``[model]`` table as a validated :class:`ForecasterConfig` (``init`` aside)."""
+        return ForecasterConfig.from_dict(model_keys(self.model))
+
+    @property
+    def model_init(self) -> Path | None:
+        """``[model] init``: the model file partitions without a checkpoint start from.
+
+        >>> Settings(model={"init": "model.fcm"}).model_init
+        PosixPath('model.fcm')
+        """
+        init = self.model.get(INIT)
+        if init is not None and (not isinstance(init, str) or not init):
+            msg = f"[model] init must be the path of a model file, got {init!r}"
+            raise ValueError(msg)
+        return Path(init) if init else None
 
 
 def _describe(exc: ValidationError) -> str:
@@ -164,6 +177,7 @@ def load_settings(path: ConfigFile | None, env: Mapping[str, str] | None = None)
     try:
         settings = Settings.model_validate(apply_env(doc, env))
         settings.forecaster_config()
+        _ = settings.model_init
     except ValidationError as exc:
         msg = f"{where}: {_describe(exc)}"
         raise ValueError(msg) from exc
