@@ -202,9 +202,10 @@ def _register() -> None:
     """The benchmarks whose commands live in their own modules."""
     from pipelines.bench.retrain_commands import bench_drift_command, bench_retrain_command
     from pipelines.bench.stream_commands import bench_kafka, bench_replay, bench_soak
+    from pipelines.bench.warm_commands import bench_warm_command
 
     for command in (bench_kafka, bench_soak, bench_replay, bench_drift_command,
-                    bench_retrain_command):  # fmt: skip
+                    bench_retrain_command, bench_warm_command):  # fmt: skip
         bench.add_command(command)
 
 
