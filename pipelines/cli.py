@@ -2,7 +2,7 @@
 
 ``run`` and ``feed`` are the service's (:mod:`pipelines.service.commands`), ``replay``
 the backtest's (:mod:`pipelines.replay.command`), ``train`` and ``model`` the model
-files' (:mod:`pipelines.models.command`), and ``bench`` the benchmarks'
+files' (:mod:`pipelines.train.command`), and ``bench`` the benchmarks'
 (:mod:`pipelines.bench.commands`).
 """
 
@@ -19,9 +19,9 @@ def main() -> None:
 
 def _register() -> None:
     from pipelines.bench.commands import bench
-    from pipelines.models.command import model_group, train_command
     from pipelines.replay.command import replay_command
     from pipelines.service.commands import feed_cmd, run
+    from pipelines.train.command import model_group, train_command
 
     for command in (run, feed_cmd, replay_command, train_command, model_group, bench):
         main.add_command(command)

@@ -29,8 +29,8 @@ from pipelines.bench.datasets import PANEL, panel_recording
 from pipelines.engine.batches import EventBatch
 from pipelines.engine.recorded import Columns, RecordedPartition
 from pipelines.models.file import read_model, write_model
-from pipelines.models.train import train
 from pipelines.replay.run import run_loop
+from pipelines.train.train import train
 
 CUT = 0.7
 HOLDOUT = 0.2  # of the training part: the file's held-out scores

@@ -1,6 +1,5 @@
-"""Model files: train once on recorded history, start any partition from the file.
+"""Model files: the format a trained model travels in (:mod:`~pipelines.models.file`).
 
-:mod:`~pipelines.models.file` reads and writes the format, :mod:`~pipelines.models.train`
-trains (a replay of every input merged into one partition), and
-:mod:`~pipelines.models.command` holds ``forecaster train`` and ``forecaster model show``.
+Below every part that reads or writes one: replay (``--model``, ``--save-model``), the
+service (``[model] init``) and training (:mod:`pipelines.train`).
 """

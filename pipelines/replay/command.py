@@ -208,7 +208,7 @@ def _model_file(path: Path) -> Any:
 
 def _save_model(result: Any, warmup: float, path: Path) -> Path:
     from pipelines.models.file import write_model
-    from pipelines.models.train import save_replayed
+    from pipelines.replay.save import save_replayed
 
     try:
         write_model(path, save_replayed(result, warmup))

@@ -24,10 +24,10 @@ from pipelines.engine.loop import LoopSettings, Runner
 from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource
 from pipelines.engine.records import Message
 from pipelines.models.file import encode_model, read_model, write_model
-from pipelines.models.train import merge, train
 from pipelines.replay.run import read_input
 from pipelines.service.assemble import build_service
 from pipelines.service.settings import load_settings
+from pipelines.train.train import merge, train
 from tests.pipelines.broker import Broker
 from tests.pipelines.service.test_service_kafka import (
     by_event,

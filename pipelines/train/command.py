@@ -50,8 +50,8 @@ def train_command(
     """
     from pipelines.configs import load_model_config
     from pipelines.engine.recorded import Columns, InputError
-    from pipelines.models.train import train
     from pipelines.replay.run import read_input
+    from pipelines.train.train import train
 
     path: ConfigFile = config or shipped(DEFAULT_CONFIG)
     cov = _names(covariates)
