@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 from rich.console import Console
 
+from pipelines.bench.commands import panel_options
 from pipelines.configs import shipped
 from pipelines.tables import json_option, print_json, report_table, wide_console
 
@@ -17,14 +17,7 @@ from pipelines.tables import json_option, print_json, report_table, wide_console
     "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="TOML file whose [model] table configures the model (default: the shipped sensors.toml).",
 )  # fmt: skip
-@click.option(
-    "--streams", default=None,
-    help="Comma-separated parts of panel file names (e.g. nyc_taxi,ETTh1); default: all 18.",
-)  # fmt: skip
-@click.option(
-    "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="CPU count",
-    help="Processes for the streams' runs; figures do not depend on it.",
-)  # fmt: skip
+@panel_options("Processes for the streams' runs")
 @json_option
 def bench_warm_command(
     config_path: Path | None, streams: str | None, jobs: int, as_json: bool

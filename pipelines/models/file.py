@@ -98,16 +98,20 @@ def decode_model(data: bytes, where: str) -> ModelFile:
         raise ModelFileError(msg)
     (n,) = _LEN.unpack_from(body, 0)
     try:
-        header = json.loads(body[_LEN.size : _LEN.size + n])
-        with np.load(io.BytesIO(body[_LEN.size + n :]), allow_pickle=False) as npz:
-            arrays = {k: np.asarray(npz[k]) for k in npz.files}
+        header, arrays = json.loads(body[_LEN.size : _LEN.size + n]), _npz(body[_LEN.size + n :])
     except Exception as exc:  # every decoding failure is the same fault to the user
         msg = f"{where}: damaged model file: {exc}"
         raise ModelFileError(msg) from exc
-    if header.get("format") != FORMAT:
-        msg = f"{where}: model file format {header.get('format')!r} is not {FORMAT}"
+    fmt = header.get("format") if isinstance(header, dict) else None
+    if fmt != FORMAT:  # a later format, or JSON that is not a header
+        msg = f"{where}: model file format {fmt!r} is not {FORMAT}"
         raise ModelFileError(msg)
     return ModelFile(digest.hex()[:16], header, arrays)
+
+
+def _npz(data: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {k: np.asarray(npz[k]) for k in npz.files}
 
 
 def read_model(path: Path) -> ModelFile:
