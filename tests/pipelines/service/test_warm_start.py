@@ -16,9 +16,11 @@ from urllib.request import urlopen
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
 from forecaster import ForecasterConfig, OnlineForecaster
 from forecaster.transfer import warm_start
+from pipelines.cli import main
 from pipelines.engine.checkpoint import CheckpointStore
 from pipelines.engine.loop import LoopSettings, Runner
 from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource
@@ -41,7 +43,7 @@ pytestmark = pytest.mark.kafka
 
 
 def model_file(work: Path, seed: int) -> Path:
-    """A model file trained on a recording of the same kind of stream."""
+    """A model file trained on a recording of the same kind of stream (a CSV file)."""
     from pipelines.engine.recorded import Columns
 
     rows = ["series,timestamp,value"]
@@ -54,6 +56,18 @@ def model_file(work: Path, seed: int) -> Path:
     raw, _ = train([merge(files)], ForecasterConfig.from_dict(MODEL), 0.2)
     path = work / f"model-{seed}.fcm"
     write_model(path, raw)
+    return path
+
+
+def topic_model_file(broker: Broker, config: Path, seed: int) -> Path:
+    """A model file trained by ``forecaster train --topic`` on a recorded topic."""
+    topic = broker.new_topic("history")
+    broker.produce(topic, sensor_events(n_series=4, per_series=300, seed=seed))
+    path = config.parent / f"topic-model-{seed}.fcm"
+    res = CliRunner().invoke(main, ["train", "--config", str(config), "--topic", topic,
+                                    "--out", str(path), "--quiet"])  # fmt: skip
+    assert res.exit_code == 0, res.output + res.stderr
+    assert res.output.strip() == read_model(path).id
     return path
 
 
@@ -100,12 +114,14 @@ def run_until(broker: Broker, settings: Any, topic: str, expect: int) -> tuple[l
 def test_a_service_with_init_forecasts_from_the_file_and_a_restart_keeps_its_checkpoints(
     broker: Broker, workdir: Path
 ) -> None:
-    first_file, other_file = model_file(workdir, 7), model_file(workdir, 8)
-    first_id, other_id = read_model(first_file).id, read_model(other_file).id
     topics = fresh_topics(broker)
+    config = settings_for(broker, workdir, topics, "g-warm")
+    first_file, other_file = topic_model_file(broker, config, 7), model_file(workdir, 8)
+    first_id, other_id = read_model(first_file).id, read_model(other_file).id
+    assert read_model(first_file).header["data"]["events"] == 1200
     msgs = sensor_events(n_series=6, per_series=160, seed=1)
     broker.produce(topics["input"], msgs[:600])
-    config = with_init(settings_for(broker, workdir, topics, "g-warm"), first_file)
+    config = with_init(config, first_file)
     settings = load_settings(config)
     cfg = settings.forecaster_config()
     docs, metrics = run_until(broker, settings, topics["output"], 600)
