@@ -117,7 +117,6 @@ def replay_command(
         if model is not None and not configs:
             from dataclasses import replace
 
-            paths = [Path(model_path.stem + ".toml")] if model_path is not None else paths
             cfgs = [replace(model.config, **overrides)]
         else:
             cfgs = [load_model_config(p, **overrides) for p in paths]
@@ -158,7 +157,9 @@ def replay_command(
     if out is None and not as_json:
         out = Path("replay-report")
     opts = ReplayOptions(out, fmt, warmup, season, batch, plot_step)
-    labelled = list(zip(labels_for([p.name for p in paths]), cfgs, strict=True))
+    # A run from a model file's own config is labelled by the file.
+    names = [p.name for p in paths] if configs or model_path is None else [model_path.name]
+    labelled = list(zip(labels_for(names), cfgs, strict=True))
     if quiet:
         result = replay(files, parse_seconds, labelled, opts, None, init)
     else:
