@@ -152,7 +152,7 @@ class Settings(_Section):
         """
         init = self.model.get(INIT)
         if init is not None and (not isinstance(init, str) or not init):
-            msg = f"[model] init must be the path of a model file, got {init!r}"
+            msg = f"init must be the path of a model file, got {init!r}"
             raise ValueError(msg)
         return Path(init) if init else None
 

@@ -193,3 +193,26 @@ def test_train_refuses_a_missing_input_in_one_line(tmp_path: Path) -> None:
     res = cli("train", str(tmp_path / "none.csv"), "--out", str(out))
     one_error_line(res, "none.csv: no such file or folder")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "foreign"])
+def test_model_show_of_a_bad_file_is_one_line_and_exit_2(
+    tmp_path: Path, trained: tuple[Path, Path], kind: str
+) -> None:
+    path, _ = trained
+    bad, says = bad_files(tmp_path, path)[kind]
+    one_error_line(cli("model", "show", str(bad)), says)
+
+
+def test_the_service_reads_init_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    from pipelines.service.settings import load_settings
+
+    config = write_settings(tmp_path / "s.toml", {"model": {**MODEL, "init": "a.fcm"}})
+    assert load_settings(config, env={}).model_init == Path("a.fcm")
+    env = {"FORECASTER_MODEL__INIT": "/models/b.fcm"}
+    settings = load_settings(config, env=env)
+    assert settings.model_init == Path("/models/b.fcm")
+    assert settings.forecaster_config() == ForecasterConfig.from_dict(MODEL)
+    bad = write_settings(tmp_path / "bad.toml", {"model": {**MODEL, "init": 3}})
+    with pytest.raises(ValueError, match=r"bad\.toml: \[model\] init must be the path"):
+        load_settings(bad, env={})
