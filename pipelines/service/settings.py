@@ -1,7 +1,8 @@
 """The service's settings: one TOML file, environment variables on top.
 
 Every table but ``[model]`` is validated here (pydantic: types are checked and coerced,
-and an error names the key path). ``[model]`` is a :class:`forecaster.ForecasterConfig`.
+and an error names the key path). ``[model]`` is a :class:`forecaster.ForecasterConfig`,
+and ``init``: the model file partitions without a checkpoint start from.
 An environment variable ``FORECASTER_<TABLE>__<KEY>`` overrides ``[table] key`` (for
 secrets and containers): ``FORECASTER_KAFKA__BOOTSTRAP_SERVERS=broker:9092``. The value
 is text, converted to the key's type (``64``, ``2.5``, ``true``; ``0.9`` stays the text
