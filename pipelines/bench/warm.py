@@ -7,7 +7,9 @@ the first that every replay forecast:
 
 - ``--model`` the stream's own file (and the all-streams file),
 - untrained, from the cut (what a new service partition does today),
-- the whole file, scored on the last 30% only (the model that saw everything before).
+- the whole file, scored on the last 30% only (the model that saw everything before):
+  the training replay of the first part, continued on the last (the same computation as
+  one replay of the whole: a model's outputs never depend on how events were grouped).
 
 The figures are ratios of MAE at +1 and +12: file / untrained (at most 1: at least as
 good) and file / whole (near 1: nothing lost by starting from a file).
@@ -23,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from forecaster import ForecasterConfig
+from forecaster import ForecasterConfig, OnlineForecaster
 from forecaster.core import F64Array
 from pipelines.bench.datasets import PANEL, panel_recording
 from pipelines.engine.batches import EventBatch
@@ -53,9 +55,14 @@ def parts(path: str, cut: float = CUT) -> tuple[RecordedPartition, ...]:
     return part(0, k, "[:70%]"), part(k, n, "[70%:]"), part(0, n, "")
 
 
-def errors(part: RecordedPartition, cfg: ForecasterConfig, init: Path | None) -> F64Array:
-    """The errors ``(n, K)`` of a replay of ``part`` (rows: offsets), from ``init`` or untrained."""
-    state = read_model(init).arrays if init is not None else None
+def errors(
+    part: RecordedPartition, cfg: ForecasterConfig, init: Path | OnlineForecaster | None
+) -> F64Array:
+    """The errors ``(n, K)`` of a replay of ``part`` (rows: offsets).
+
+    From the model file ``init``, on from the model ``init``, or untrained.
+    """
+    state = read_model(init).arrays if isinstance(init, Path) else init
     fc = run_loop([part], cfg, init=state).forecasts
     out = np.full((part.batch.end, cfg.horizon), np.nan)
     out[fc.offsets] = fc.errors
@@ -67,23 +74,26 @@ def mae(err: F64Array, scored: np.ndarray, step: int) -> float:
     return float(np.mean(np.abs(err[scored, step - 1])))
 
 
-def _train_file(files: Sequence[RecordedPartition], cfg: ForecasterConfig, out: Path) -> Path:
-    raw, _ = train(files, cfg, HOLDOUT)
+def _train_file(
+    files: Sequence[RecordedPartition], cfg: ForecasterConfig, out: Path
+) -> OnlineForecaster:
+    """Write the model file trained on ``files``; return the trained model (all its state)."""
+    raw, result = train(files, cfg, HOLDOUT)
     write_model(out, raw)
-    return out
+    return result.runs[0].history.models[0]
 
 
 def _stream_job(args: tuple[str, ForecasterConfig, Path]) -> dict[str, Any]:
     """One stream: its own file, and its last part untrained and within the whole."""
     path, cfg, folder = args
-    head, tail, whole = parts(path)
-    own = _train_file([head], cfg, folder / f"{head.topic}.fcm")
+    head, tail, _ = parts(path)
+    own = folder / f"{head.topic}.fcm"
+    trained = _train_file([head], cfg, own)
     lo = head.batch.end
-    runs = {"own": (tail, own), "cold": (tail, None), "whole": (whole, None)}
-    return {
-        "stream": head.topic,
-        **{name: errors(part, cfg, init)[lo:] for name, (part, init) in runs.items()},
-    }
+    runs: dict[str, Path | OnlineForecaster | None] = {"own": own, "cold": None,
+                                                        "whole": trained}  # fmt: skip
+    return {"stream": head.topic, **{name: errors(tail, cfg, init)[lo:] for name, init in
+                                     runs.items()}}  # fmt: skip
 
 
 def _all_job(args: tuple[str, ForecasterConfig, Path]) -> F64Array:
@@ -93,9 +103,18 @@ def _all_job(args: tuple[str, ForecasterConfig, Path]) -> F64Array:
     return errors(tail, cfg, file)[head.batch.end :]
 
 
-def _train_all(args: tuple[tuple[str, ...], ForecasterConfig, Path]) -> Path:
+def _train_all(args: tuple[tuple[str, ...], ForecasterConfig, Path]) -> str:
     streams, cfg, out = args
-    return _train_file([parts(p)[0] for p in streams], cfg, out)
+    _train_file([parts(p)[0] for p in streams], cfg, out)
+    return read_model(out).id
+
+
+def _told(s: dict[str, Any], horizon: int, say: Callable[[str], None]) -> dict[str, Any]:
+    """Say a stream's own-file figures as they come (a long run shows its progress)."""
+    r = row(s["stream"], {"own": s["own"], "all": s["own"], "cold": s["cold"],
+                          "whole": s["whole"]}, horizon)  # fmt: skip
+    say(f"{s['stream']}: " + ", ".join(f"{k} {r[k]:.3f}" for k in r if k.startswith("own/")))
+    return s
 
 
 def row(stream: str, errs: dict[str, F64Array], horizon: int) -> dict[str, Any]:
@@ -140,17 +159,17 @@ def run(
         all_file = folder / "all-streams.fcm"
         if progress:
             progress(f"{len(streams)} streams, and one file for all of them, in {jobs} processes")
+        say = progress or (lambda _: None)
         if jobs > 1:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
                 trained = pool.submit(_train_all, (tuple(streams), cfg, all_file))
-                per_stream = list(pool.map(_stream_job, work))
-                trained.result()
+                per_stream = [_told(s, cfg.horizon, say) for s in pool.map(_stream_job, work)]
+                all_id = trained.result()
                 from_all = list(pool.map(_all_job, [(p, cfg, all_file) for p in streams]))
         else:
-            per_stream = [_stream_job(w) for w in work]
-            _train_all((tuple(streams), cfg, all_file))
+            per_stream = [_told(_stream_job(w), cfg.horizon, say) for w in work]
+            all_id = _train_all((tuple(streams), cfg, all_file))
             from_all = [_all_job((p, cfg, all_file)) for p in streams]
-        all_id = read_model(all_file).id
     rows = [row(s["stream"], {"own": s["own"], "all": a, "cold": s["cold"],
                               "whole": s["whole"]}, cfg.horizon)
             for s, a in zip(per_stream, from_all, strict=True)]  # fmt: skip

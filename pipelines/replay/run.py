@@ -147,20 +147,23 @@ def run_loop(
     label: str = MODEL,
     batch: int = 2048,
     progress: Callable[[int], None] | None = None,
-    init: dict[str, np.ndarray] | None = None,
+    init: dict[str, np.ndarray] | OnlineForecaster | None = None,
 ) -> Run:
     """Replay recorded partitions through the service's :class:`Runner`.
 
     Retraining runs inline (``background=False``): by the model's contract its outputs
     are bit-identical to a background retrain, and nothing waits on a thread. The
     forecasts are kept as batches and never encoded. With ``init`` (the arrays of
-    :func:`forecaster.transfer.transferable`) every partition's model starts from it.
+    :func:`forecaster.transfer.transferable`) every partition's model starts from it; a
+    model as ``init`` goes on learning (one partition: a replay continued).
     """
     cfg = replace(cfg, background=False)
     source = RecordedSource.of(list(parts), batch=batch)
     sink, dead = ListSink(), ListDeadLetters()
 
     def make_model() -> OnlineForecaster:
+        if isinstance(init, OnlineForecaster):
+            return init
         return OnlineForecaster(cfg) if init is None else warm_start(cfg, init)
 
     runner = Runner(
