@@ -187,7 +187,7 @@ def replay_command(
 
     written = write_report(result, opts, out) if out is not None else []
     if save_model is not None:
-        written.append(_save_model(result, warmup, save_model))
+        written.append(_save_model(result, warmup, cfgs[0], save_model))
     if as_json:
         doc = {"scores": result.scores.to_dict(orient="records"), "summary": result.summary}
         click.echo(json.dumps(doc, indent=1))
@@ -207,12 +207,12 @@ def _model_file(path: Path) -> Any:
         _fail(f"--model {exc}")
 
 
-def _save_model(result: Any, warmup: float, path: Path) -> Path:
+def _save_model(result: Any, warmup: float, cfg: Any, path: Path) -> Path:
     from pipelines.models.file import write_model
     from pipelines.replay.save import save_replayed
 
     try:
-        write_model(path, save_replayed(result, warmup))
+        write_model(path, save_replayed(result, warmup, cfg))
     except OSError as exc:
         _fail(f"--save-model {path}: {exc.strerror or exc}")
     return path

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecaster import OnlineForecaster
+from forecaster import ForecasterConfig, OnlineForecaster
 from forecaster.transfer import transferable
 from pipelines.engine.encode import iso_times
 from pipelines.engine.recorded import RecordedPartition
@@ -69,15 +69,16 @@ def model_info(
     }
 
 
-def save_replayed(result: Replay, warmup: float) -> bytes:
-    """The model of a finished replay's first configuration, as a model file's bytes.
+def save_replayed(result: Replay, warmup: float, cfg: ForecasterConfig) -> bytes:
+    """The model of a finished replay's first configuration ``cfg``, as a model file's bytes.
 
     With several partitions, the model of the one that learned the most events (the
     header's ``data.partition`` names it): a replay keeps one model per partition.
+    ``cfg`` is the configuration as given (the replay itself retrains inline).
     """
     run = result.runs[0]
     models: list[OnlineForecaster] = run.history.models
     best = int(np.argmax([m.n_events for m in models]))
     info = model_info(result.files, result, 1.0 - warmup)
     info["data"]["partition"] = result.files[best].name
-    return encode_model(run.cfg, transferable(models[best]), info)
+    return encode_model(cfg, transferable(models[best]), info)

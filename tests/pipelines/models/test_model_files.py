@@ -126,6 +126,7 @@ def test_replay_save_model_writes_a_file_replay_model_reads(
     mf = read_model(saved)
     assert mf.header["data"]["events"] == 400 and mf.header["data"]["partition"] == "d.csv"
     assert mf.header["scores"]["holdout"] == pytest.approx(0.9)  # after the 10% warm-up
+    assert mf.header["config"] == ForecasterConfig.from_dict(MODEL).to_dict()  # as given
     again = cli("replay", str(data), "--model", str(saved), "--quiet", "--json")
     assert again.exit_code == 0, again.stderr
 
