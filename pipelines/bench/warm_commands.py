@@ -57,7 +57,7 @@ def bench_warm_command(
             *(f"{r[f'{f}/{b}+{s}']:.3f}" for f in ("own", "all") for b in ("cold", "whole")
               for s in (1, k)),
         )  # fmt: skip
-    out = wide_console(150)
+    out = wide_console(180)  # the streams' names in full
     out.print(table)
     for key, value in result["verdict"].items():
         out.print(f"{key}: {str(value).lower() if isinstance(value, bool) else value}")

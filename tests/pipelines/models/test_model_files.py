@@ -162,7 +162,7 @@ def one_error_line(res: Result, *parts: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["missing", "truncated", "foreign"])
-def test_a_bad_file_is_one_line_and_exit_2_and_nothing_is_written(
+def test_a_bad_file_is_one_line_and_exit_2_in_replay_and_model_show(
     tmp_path: Path, trained: tuple[Path, Path], kind: str
 ) -> None:
     path, cfg = trained
@@ -171,7 +171,8 @@ def test_a_bad_file_is_one_line_and_exit_2_and_nothing_is_written(
     out = tmp_path / "out"
     res = cli("replay", str(data), "--model", str(bad), "--config", str(cfg), "--out", str(out))
     one_error_line(res, f"--model {bad.parent}", says)
-    assert not out.exists()
+    assert not out.exists()  # nothing read, nothing written
+    one_error_line(cli("model", "show", str(bad)), says)
 
 
 @pytest.mark.parametrize("key", sorted(OTHER_CONFIGS))
@@ -194,15 +195,6 @@ def test_train_refuses_a_missing_input_in_one_line(tmp_path: Path) -> None:
     res = cli("train", str(tmp_path / "none.csv"), "--out", str(out))
     one_error_line(res, "none.csv: no such file or folder")
     assert not out.exists()
-
-
-@pytest.mark.parametrize("kind", ["missing", "truncated", "foreign"])
-def test_model_show_of_a_bad_file_is_one_line_and_exit_2(
-    tmp_path: Path, trained: tuple[Path, Path], kind: str
-) -> None:
-    path, _ = trained
-    bad, says = bad_files(tmp_path, path)[kind]
-    one_error_line(cli("model", "show", str(bad)), says)
 
 
 def test_the_service_reads_init_from_the_file_or_the_environment(tmp_path: Path) -> None:
