@@ -8,7 +8,9 @@ through Kafka or replay a file are in :mod:`pipelines.bench.stream_commands`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -32,20 +34,30 @@ def _require_data() -> None:
         raise click.UsageError(msg)
 
 
+def panel_options(jobs_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--streams`` and ``--jobs``, as every benchmark on the panel takes them."""
+
+    def add(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option(
+            "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+            show_default="CPU count", help=f"{jobs_help}; figures do not depend on it.",
+        )(f)  # fmt: skip
+        return click.option(
+            "--streams", default=None,
+            help="Comma-separated parts of panel file names (e.g. nyc_taxi,ETTh1); default: "
+            "all 18.",
+        )(f)  # fmt: skip
+
+    return add
+
+
 @bench.command("accuracy")
 @click.option(
     "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="TOML file whose [model] table configures the GRU (default: the shipped sensors.toml).",
 )  # fmt: skip
 @click.option("--seeds", default="0,1,2", show_default=True, help="Seeds; the median is scored.")
-@click.option(
-    "--streams", default=None,
-    help="Comma-separated parts of panel file names (e.g. nyc_taxi,ETTh1); default: all 18.",
-)  # fmt: skip
-@click.option(
-    "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="CPU count",
-    help="Processes for the GRU's (stream, seed) runs and River's; figures do not depend on it.",
-)  # fmt: skip
+@panel_options("Processes for the GRU's (stream, seed) runs and River's")
 @json_option
 def bench_accuracy(
     config_path: Path | None, seeds: str, streams: str | None, jobs: int, as_json: bool
@@ -207,9 +219,10 @@ def _register() -> None:
         bench_replay,
         bench_soak,
     )
+    from pipelines.bench.warm_commands import bench_warm_command
 
     for command in (bench_kafka, bench_soak, bench_replay, bench_checkpoints,
-                    bench_drift_command, bench_retrain_command):  # fmt: skip
+                    bench_drift_command, bench_retrain_command, bench_warm_command):  # fmt: skip
         bench.add_command(command)
 
 

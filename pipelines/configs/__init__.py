@@ -46,6 +46,15 @@ def read_toml(path: ConfigFile) -> dict[str, Any]:
         raise ValueError(msg) from exc
 
 
+# [model] init names the model file a service starts from: not a key of ForecasterConfig.
+INIT = "init"
+
+
+def model_keys(table: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``[model]`` table's keys of :class:`~forecaster.ForecasterConfig` (``init`` aside)."""
+    return {k: v for k, v in table.items() if k != INIT}
+
+
 def load_model_config(path: ConfigFile, **overrides: Any) -> ForecasterConfig:
     """The ``[model]`` table of ``path``, with ``overrides`` on top; errors name the file."""
     doc = read_toml(path)
@@ -54,7 +63,7 @@ def load_model_config(path: ConfigFile, **overrides: Any) -> ForecasterConfig:
         msg = f"{path}: [model] must be a table"
         raise ValueError(msg)
     try:
-        return ForecasterConfig.from_dict({**table, **overrides})
+        return ForecasterConfig.from_dict({**model_keys(table), **overrides})
     except ValueError as exc:
         msg = f"{path}: {exc}"
         raise ValueError(msg) from exc

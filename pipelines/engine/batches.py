@@ -191,6 +191,7 @@ class ForecastBatch(ForecastColumns):
     offsets: I64Array
     forecasts: Update
     issued_at: float = math.nan
+    model_id: str | None = None  # the model file the partition's model started from
 
     def __len__(self) -> int:
         return len(self.forecasts.series)

@@ -2,11 +2,12 @@
 
 One file per input partition, ``<dir>/<topic>/<partition>.ckpt``: an 8-byte magic, the
 length of a JSON header, the header (topic, partition, next offset, the model config,
-when it was written) and the model snapshot. It is written to a temporary file, fsynced,
-renamed over the old one and the folder fsynced, so a crash leaves the old checkpoint or
-the new one, never a mix. State and offset in one file means they can never disagree.
-The folder may be shared by several service instances (a network file system), which is
-how a partition's state follows it when the group rebalances.
+when it was written, the id of the model file the state started from) and the model
+snapshot. It is written to a temporary file, fsynced, renamed over the old one and the
+folder fsynced, so a crash leaves the old checkpoint or the new one, never a mix. State
+and offset in one file means they can never disagree. The folder may be shared by
+several service instances (a network file system), which is how a partition's state
+follows it when the group rebalances.
 
 The loop talks to a :class:`StateStore`: this folder store, or one that keeps
 checkpoints elsewhere (:mod:`pipelines.kafka.state`, a compacted Kafka topic).
@@ -36,6 +37,7 @@ class Checkpoint:
     model_config: dict[str, Any]
     written_at: float
     snapshot: bytes
+    model_id: str | None = None  # the model file the partition's model started from
 
 
 class CheckpointError(ValueError):
@@ -84,6 +86,7 @@ class CheckpointStore:
         header = json.dumps({
             "topic": ckpt.topic, "partition": ckpt.partition, "next_offset": ckpt.next_offset,
             "model_config": ckpt.model_config, "written_at": ckpt.written_at,
+            "model_id": ckpt.model_id,
         }).encode()  # fmt: skip
         tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
         with tmp.open("wb") as fh:
@@ -131,6 +134,7 @@ class CheckpointStore:
             ckpt = Checkpoint(
                 meta["topic"], int(meta["partition"]), int(meta["next_offset"]),
                 meta["model_config"], float(meta["written_at"]), data[head + n :],
+                meta.get("model_id"),
             )  # fmt: skip
         except (ValueError, KeyError, TypeError) as exc:
             msg = f"{path}: damaged checkpoint header: {exc}"

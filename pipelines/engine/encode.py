@@ -4,13 +4,15 @@ A forecast message (value; key: the series id)::
 
     {"series": "pump-7", "ts": "2024-05-01T12:00:00Z",
      "issued_at": "2024-05-01T12:00:00.153Z", "horizon": ["2024-05-01T12:05:00Z", ...],
-     "yhat": [...], "lower": [...], "upper": [...], "model_version": 3}
+     "yhat": [...], "lower": [...], "upper": [...], "model_version": 3,
+     "model_id": "3f9a0c1d2e4b5a69"}
 
 ``ts`` is the event's time and ``horizon`` the expected times of the next K events
 (RFC 3339, UTC, to the millisecond; fractions of a second only where not zero);
 ``issued_at`` is the wall clock when the service wrote it. Delivery is at-least-once:
 after a restart a forecast may come again, identical but for ``issued_at``, so
-(series, ts, model_version) identifies it.
+(series, ts, model_version) identifies it. ``model_id`` is the id of the model file the
+partition's model started from (``forecaster train``), or null for an untrained start.
 
 A dead letter (value; key: the original key)::
 
@@ -101,7 +103,7 @@ def encode_forecasts(batch: ForecastBatch) -> list[tuple[bytes, bytes]]:
     for i, sid in enumerate(batch.series):
         doc = {"series": sid, "ts": ts[i], "issued_at": issued_at, "horizon": steps[i],
                "yhat": yhat[i], "lower": lower[i], "upper": upper[i],
-               "model_version": version[i]}  # fmt: skip
+               "model_version": version[i], "model_id": batch.model_id}  # fmt: skip
         out.append((sid.encode(), dumps(doc, option=_NUMPY_JSON)))
     return out
 

@@ -15,10 +15,7 @@ retrain runs is taken as soon as it finishes.
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from forecaster import OnlineForecaster
@@ -28,56 +25,10 @@ from pipelines.engine.checkpoint import Checkpoint, CheckpointError, StateStore
 from pipelines.engine.decode import Decoder
 from pipelines.engine.ports import DeadLetterSink, ForecastSink, SinkError, Source
 from pipelines.engine.records import Rejected
+from pipelines.engine.runstate import Clocks, LoopSettings, LoopStats
 from pipelines.engine.task import PartitionTask, RetrainNews
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoopSettings:
-    """How often to checkpoint, and how long a poll may wait for records."""
-
-    every_events: int = 20_000
-    every_seconds: float = 30.0
-    poll_timeout_ms: int = 200
-    # After a sink failure: the first pause before reading again, doubled up to the last.
-    backoff_seconds: tuple[float, float] = (0.5, 30.0)
-    # A checkpoint that cannot be used: "fail" (stop, naming the file), or "start_fresh"
-    # (set the file aside as <name>.bad-N and start the partition with a new model).
-    on_bad_checkpoint: str = "fail"
-
-
-@dataclass(frozen=True)
-class Clocks:
-    """The loop's clocks: wall time (checkpoints, ``issued_at``), intervals, and sleeping.
-
-    A replay runs on event time (both clocks are the latest event's time); tests pass
-    fake ones.
-    """
-
-    wall: Callable[[], float] = time.time
-    monotonic: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-
-
-@dataclass
-class LoopStats:
-    """Counters of everything the loop did (read by metrics and reports)."""
-
-    polls: int = 0
-    records: int = 0
-    events: int = 0
-    forecasts: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    checkpoints: int = 0
-    commits: int = 0
-    restored: int = 0
-    sink_failures: int = 0  # each one sent every partition back to its latest checkpoint
-    bad_checkpoints: int = 0  # set aside, their partitions started afresh
-    restore_seconds: float = 0.0  # spent loading and restoring the ``restored`` ones
-    # Partitions with no checkpoint whose group had committed an offset: state was lost.
-    state_missing: int = 0
-    last_checkpoint: float = 0.0  # wall clock
 
 
 ModelFactory = Callable[[], OnlineForecaster]
@@ -114,6 +65,9 @@ class Runner:
     ) -> None:
         self.source, self.sink, self.dead_letters, self.store = source, sink, dead_letters, store
         self.make_model = make_model
+        # The id of the model file make_model starts from (None: untrained models); a
+        # partition restored from a checkpoint keeps the id its checkpoint names.
+        self.model_id: str | None = None
         self.settings = settings or LoopSettings()
         clocks = clocks or Clocks()
         self.clock, self.monotonic, self.sleep = clocks.wall, clocks.monotonic, clocks.sleep
@@ -178,7 +132,13 @@ class Runner:
             log.warning("%s; set aside as %s, and %s starts with a new model from its "
                         "committed offset", exc, aside, tp)  # fmt: skip
             self.parked.pop(tp, None)
-            return PartitionTask(tp[0], tp[1], self.make_model(), None, self.decoder)
+            return self._new_task(tp)
+
+    def _new_task(self, tp: TP) -> PartitionTask:
+        """A partition with no state yet: a new model, from the committed offset."""
+        task = PartitionTask(tp[0], tp[1], self.make_model(), None, self.decoder)
+        task.model_id = self.model_id
+        return task
 
     def _restore(self, tp: TP) -> PartitionTask:
         began = self.monotonic()
@@ -189,7 +149,7 @@ class Runner:
                 return parked
             self._unchecked.append(tp)
             # From the committed offset (or the reset policy): known with the first record.
-            return PartitionTask(tp[0], tp[1], self.make_model(), None, self.decoder)
+            return self._new_task(tp)
         if parked is not None and not parked.dirty and parked.saved_offset == ckpt.next_offset:
             return parked  # nobody moved it on meanwhile: the state in memory is current
         if ckpt.model_config != self.model_config:
@@ -210,7 +170,7 @@ class Runner:
         log.info("restored %s at offset %d (%d events learned) from %s in %.3f s", tp,
                  ckpt.next_offset, model.n_events, self.store.where(*tp), seconds)  # fmt: skip
         task = PartitionTask(tp[0], tp[1], model, ckpt.next_offset, self.decoder)
-        task.saved_offset = ckpt.next_offset
+        task.saved_offset, task.model_id = ckpt.next_offset, ckpt.model_id
         return task
 
     # --- the loop ---------------------------------------------------------------
@@ -351,7 +311,8 @@ class Runner:
             for task in ready:
                 assert task.next_offset is not None  # dirty implies a record was processed
                 ckpts.append(Checkpoint(task.topic, task.partition, task.next_offset,
-                                        self.model_config, now, task.model.snapshot()))  # fmt: skip
+                                        self.model_config, now, task.model.snapshot(),
+                                        task.model_id))  # fmt: skip
             self.store.save_all(ckpts)  # durable (acknowledged) before any commit below
             for task in ready:
                 task.saved_offset, task.events_since_save = task.next_offset, 0

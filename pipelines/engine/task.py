@@ -160,6 +160,7 @@ class PartitionTask:
         self.committed_offset: int | None = None  # the latest offset Kafka confirmed
         self.events_since_save = 0
         self.training = False  # a retrain it saw start is still training (as last reported)
+        self.model_id: str | None = None  # the model file its model started from, if any
         self._news: RetrainNews | None = None
 
     @property
@@ -231,7 +232,8 @@ class PartitionTask:
                     rejected.append(rej)
                 rejected.sort(key=lambda r: r.record.offset)
             offsets = ev.offsets if not late.size else ev.offsets[ok]
-            batch = ForecastBatch(self.topic, self.partition, offsets, upd)
+            batch = ForecastBatch(self.topic, self.partition, offsets, upd,
+                                  model_id=self.model_id)  # fmt: skip
         if self.start_offset is None:
             self.start_offset = first
         self.next_offset = next_offset

@@ -163,7 +163,7 @@ class KafkaStateStore:
             "partition": ckpt.partition, "id": ident.hex(), "slot": slot, "chunks": n,
             "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "next_offset": ckpt.next_offset, "model_config": ckpt.model_config,
-            "written_at": ckpt.written_at,
+            "written_at": ckpt.written_at, "model_id": ckpt.model_id,
         }).encode()  # fmt: skip
         return part, manifest, slot, n
 
@@ -233,7 +233,7 @@ class KafkaStateStore:
             self._bad(topic, partition, "the chunks' SHA-256 differs from the manifest's")
         known.slot = slot
         return Checkpoint(topic, partition, int(meta["next_offset"]), meta["model_config"],
-                          float(meta["written_at"]), snapshot)  # fmt: skip
+                          float(meta["written_at"]), snapshot, meta.get("model_id"))  # fmt: skip
 
     def _slots(self, topic: str, partition: int, latest: dict[bytes, bytes]) -> _Known:
         used = [0, 0]

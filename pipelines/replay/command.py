@@ -74,6 +74,12 @@ def _fmt(x: float) -> str:
               help="Steps ahead shown in the actual-vs-forecast plot.")  # fmt: skip
 @click.option("--batch", type=click.IntRange(min=1), default=2048, show_default=True,
               help="Events per micro-batch fed to the loop.")  # fmt: skip
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Start every partition's model from this model file (forecaster train); "
+              "without --config, with the file's own config.")  # fmt: skip
+@click.option("--save-model", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the model as the replay ends to this model file (the first "
+              "config's; of several partitions, the one that learned most).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the scores table as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no report on the terminal.")
 def replay_command(
@@ -82,7 +88,8 @@ def replay_command(
     from_time: str | None, to_time: str | None, configs: tuple[Path, ...],
     horizon: int | None, seed: int | None, out: Path | None, fmt: str, time_col: str | None,
     value_col: str | None, series_col: str | None, covariates: str | None, warmup: float,
-    season: int | None, plot_step: int, batch: int, as_json: bool, quiet: bool,
+    season: int | None, plot_step: int, batch: int, model_path: Path | None,
+    save_model: Path | None, as_json: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Backtest recorded events through the service's own loop and model.
 
@@ -94,6 +101,9 @@ def replay_command(
     from pipelines.engine.recorded import Columns, InputError
     from pipelines.replay.run import ReplayOptions, labels_for, read_input, replay
 
+    model = _model_file(model_path) if model_path is not None else None
+    if save_model is not None and save_model.is_dir():
+        _fail(f"--save-model {save_model}: is a folder, give a file name (e.g. model.fcm)")
     paths: list[ConfigFile] = [*configs] or [shipped(DEFAULT_CONFIG)]
     overrides: dict[str, Any] = {}
     if horizon is not None:
@@ -104,9 +114,23 @@ def replay_command(
     if covariates is not None:
         overrides["covariates"] = cov
     try:
-        cfgs = [load_model_config(p, **overrides) for p in paths]
+        if model is not None and not configs:
+            from dataclasses import replace
+
+            cfgs = [replace(model.config, **overrides)]
+        else:
+            cfgs = [load_model_config(p, **overrides) for p in paths]
     except ValueError as exc:
         _fail(str(exc))
+    init = None
+    if model is not None:
+        from pipelines.models.file import ModelFileError, start_state
+
+        try:
+            for c in cfgs:
+                init = start_state(model, c, f"--model {model_path}")
+        except ModelFileError as exc:
+            _fail(str(exc))
     if not cov:
         cov = cfgs[0].covariates
     if any(c.covariates != cov for c in cfgs):
@@ -133,9 +157,11 @@ def replay_command(
     if out is None and not as_json:
         out = Path("replay-report")
     opts = ReplayOptions(out, fmt, warmup, season, batch, plot_step)
-    labelled = list(zip(labels_for([p.name for p in paths]), cfgs, strict=True))
+    # A run from a model file's own config is labelled by the file.
+    names = [p.name for p in paths] if configs or model_path is None else [model_path.name]
+    labelled = list(zip(labels_for(names), cfgs, strict=True))
     if quiet:
-        result = replay(files, parse_seconds, labelled, opts)
+        result = replay(files, parse_seconds, labelled, opts, None, init)
     else:
         from rich.progress import (
             BarColumn,
@@ -156,10 +182,12 @@ def replay_command(
                 speed = bar.tasks[0].speed
                 bar.update(task, completed=n, rate=f"{speed:,.0f} events/s" if speed else "")
 
-            result = replay(files, parse_seconds, labelled, opts, progress)
+            result = replay(files, parse_seconds, labelled, opts, progress, init)
     from pipelines.replay.report import write_report
 
     written = write_report(result, opts, out) if out is not None else []
+    if save_model is not None:
+        written.append(_save_model(result, warmup, cfgs[0], save_model))
     if as_json:
         doc = {"scores": result.scores.to_dict(orient="records"), "summary": result.summary}
         click.echo(json.dumps(doc, indent=1))
@@ -167,6 +195,27 @@ def replay_command(
     if quiet:
         return
     _print(result, written)
+
+
+def _model_file(path: Path) -> Any:
+    """The model file at ``path``, or exit 2 naming it and its fault."""
+    from pipelines.models.file import ModelFileError, read_model
+
+    try:
+        return read_model(path)
+    except ModelFileError as exc:
+        _fail(f"--model {exc}")
+
+
+def _save_model(result: Any, warmup: float, cfg: Any, path: Path) -> Path:
+    from pipelines.models.file import write_model
+    from pipelines.replay.save import save_replayed
+
+    try:
+        write_model(path, save_replayed(result, warmup, cfg))
+    except OSError as exc:
+        _fail(f"--save-model {path}: {exc.strerror or exc}")
+    return path
 
 
 def _kafka_settings(config: ConfigFile, bootstrap: str | None, api_version: str | None) -> Any:

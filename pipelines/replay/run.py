@@ -27,11 +27,13 @@ from forecaster import ForecasterConfig, OnlineForecaster
 from forecaster.core.params import F64Array, I64Array
 from forecaster.experts import expert_names
 from forecaster.stream import Update
+from forecaster.transfer import warm_start
 from pipelines.engine.batches import TP, ForecastBatch, ForecastColumns
-from pipelines.engine.loop import Clocks, LoopSettings, LoopStats, Runner
+from pipelines.engine.loop import Runner
 from pipelines.engine.memory import ListDeadLetters, ListSink, NullStore
 from pipelines.engine.recorded import Columns, RecordedPartition, RecordedSource
 from pipelines.engine.records import Rejected
+from pipelines.engine.runstate import Clocks, LoopSettings, LoopStats
 from pipelines.files.source import input_files, parse_file
 from pipelines.replay.scoring import (
     MODEL,
@@ -125,12 +127,13 @@ class ModelHistory:
     at_event in the partition's events learned, losses, accepted);
     ``expert_weights`` holds (events learned, pooled weights ``(K, E)``, the mean over
     partitions) after each poll, for the experts ``expert_names`` (both empty without
-    aggregation).
+    aggregation). ``models`` are the partitions' models as the run ended, in input order.
     """
 
     retrain_log: list[dict[str, Any]]
     expert_names: list[str]
     expert_weights: list[tuple[int, F64Array]]
+    models: list[OnlineForecaster] = field(default_factory=list)
 
 
 def read_input(path: Path, cols: Columns) -> tuple[list[RecordedPartition], float]:
@@ -146,18 +149,27 @@ def run_loop(
     label: str = MODEL,
     batch: int = 2048,
     progress: Callable[[int], None] | None = None,
+    init: dict[str, np.ndarray] | OnlineForecaster | None = None,
 ) -> Run:
     """Replay recorded partitions through the service's :class:`Runner`.
 
     Retraining runs inline (``background=False``): by the model's contract its outputs
     are bit-identical to a background retrain, and nothing waits on a thread. The
-    forecasts are kept as batches and never encoded.
+    forecasts are kept as batches and never encoded. With ``init`` (the arrays of
+    :func:`forecaster.transfer.transferable`) every partition's model starts from it; a
+    model as ``init`` goes on learning (one partition: a replay continued).
     """
     cfg = replace(cfg, background=False)
     source = RecordedSource.of(list(parts), batch=batch)
     sink, dead = ListSink(), ListDeadLetters()
+
+    def make_model() -> OnlineForecaster:
+        if isinstance(init, OnlineForecaster):
+            return init
+        return OnlineForecaster(cfg) if init is None else warm_start(cfg, init)
+
     runner = Runner(
-        source, sink, dead, NullStore(), lambda: OnlineForecaster(cfg),
+        source, sink, dead, NullStore(), make_model,
         LoopSettings(every_events=2**62, every_seconds=math.inf, poll_timeout_ms=0),
         Clocks(wall=source.clock, monotonic=source.clock),
     )  # fmt: skip
@@ -178,8 +190,9 @@ def run_loop(
     for (topic, part), task in runner.tasks.items():
         log += [{"source": topic, "partition": part, **entry} for entry in task.model.retrain_log]
     names = expert_names(cfg) if cfg.aggregation != "none" else []
+    models = [t.model for t in runner.tasks.values()]
     return Run(label, cfg, Forecasts.of(sink.batches, cfg.horizon), runner.stats,
-               dead.rejected, ModelHistory(log, names, weights), seconds)  # fmt: skip
+               dead.rejected, ModelHistory(log, names, weights, models), seconds)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -230,8 +243,12 @@ def replay(
     configs: Sequence[tuple[str, ForecasterConfig]],
     opts: ReplayOptions,
     progress: Callable[[int], None] | None = None,
+    init: dict[str, np.ndarray] | None = None,
 ) -> Replay:
-    """Run every configuration over the recorded partitions, and score them."""
+    """Run every configuration over the recorded partitions, and score them.
+
+    ``init``: the state every partition's model starts from (see :func:`run_loop`).
+    """
     runs: list[Run] = []
     done = 0
     for label, cfg in configs:
@@ -242,7 +259,7 @@ def replay(
                 progress(base + n)
 
         with threadpool_limits(opts.threads):
-            runs.append(run_loop(files, cfg, label, opts.batch, step))
+            runs.append(run_loop(files, cfg, label, opts.batch, step, init))
         done += sum(f.rows for f in files)
     first = runs[0].forecasts
     season = opts.season or season_events(first.ts, first.series)

@@ -26,14 +26,17 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from threadpoolctl import threadpool_limits
 
 from forecaster import ForecasterConfig, OnlineForecaster
+from forecaster.transfer import warm_start
 from pipelines.engine.checkpoint import CheckpointStore, StateStore
-from pipelines.engine.loop import LoopSettings, LoopStats, Runner
+from pipelines.engine.loop import Runner
 from pipelines.engine.memory import FanOut
 from pipelines.engine.ports import ForecastSink
+from pipelines.engine.runstate import LoopSettings, LoopStats
 from pipelines.files.sinks import CsvSink, JsonlSink
 from pipelines.kafka.sinks import KafkaDeadLetterSink, KafkaForecastSink, make_producer
 from pipelines.kafka.source import KafkaSource, make_consumer
 from pipelines.kafka.state import KafkaStateStore, check_state_topic, make_state_store
+from pipelines.models.file import ModelFile, read_model, start_state
 from pipelines.service.http import MetricsServer
 from pipelines.service.settings import Settings
 from pipelines.service.telemetry import Telemetry
@@ -53,6 +56,21 @@ def check_service_model(settings: Settings) -> None:
             msg = "[model] background must be true in the service, so retraining runs "
             msg += "while consuming goes on"
             raise ValueError(msg)
+
+
+def load_init(settings: Settings, cfg: ForecasterConfig) -> ModelFile | None:
+    """The model file of ``[model] init``, checked against ``cfg`` (None when not set).
+
+    Raises :class:`~pipelines.models.file.ModelFileError` naming the file and the fault
+    (missing, damaged, or trained for another config).
+    """
+    path = settings.model_init
+    if path is None:
+        return None
+    model = read_model(path)
+    start_state(model, cfg, str(path))
+    log.info("partitions without a checkpoint start from model file %s (id %s)", path, model.id)
+    return model
 
 
 def warm_up(cfg: ForecasterConfig) -> float:
@@ -155,18 +173,20 @@ def build_service(
     """
     check_service_model(settings)
     cfg = settings.forecaster_config()
+    init = load_init(settings, cfg)  # before anything starts: a bad file stops here
     if registry is None:
         registry = CollectorRegistry()
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
     telemetry = Telemetry(registry, settings.metrics, cfg.horizon, cfg.coverage)
+    telemetry.model_id = init.id if init is not None else None
     server = None
     if settings.metrics.enabled:
         m = settings.metrics
         server = MetricsServer(registry, m.host, m.port, telemetry.readiness)
         log.info("metrics on %s (and /healthz, /readyz)", server.url)
     try:
-        service = _assemble(settings, cfg, make_model, telemetry, stop or threading.Event())
+        service = _assemble(settings, cfg, make_model, telemetry, stop or threading.Event(), init)
     except BaseException:
         if server is not None:
             server.stop()
@@ -181,10 +201,14 @@ def _assemble(
     make_model: Callable[[], OnlineForecaster] | None,
     telemetry: Telemetry,
     stop: threading.Event,
+    init: ModelFile | None = None,
 ) -> Service:
     warm_seconds = warm_up(cfg)
     telemetry.warm_up_seconds = warm_seconds
     log.info("kernels ready in %.2f s", warm_seconds)
+    if make_model is None and init is not None:
+        state = init.arrays
+        make_model = lambda: warm_start(cfg, state)  # noqa: E731 (one expression)
     make_model = make_model or (lambda: OnlineForecaster(cfg))
     try:
         producer = make_producer(settings.kafka)
@@ -212,5 +236,6 @@ def _assemble(
                             settings.kafka.max_message_bytes),
         store, make_model, loop,
     )  # fmt: skip
+    runner.model_id = init.id if init is not None else None
     telemetry.attach(runner)
     return Service(settings, runner, stop, producer, warm_seconds, telemetry)

@@ -38,9 +38,14 @@ def run(config_path: Path, log_level: str, exit_when_idle: float) -> None:
     logging.getLogger("kafka").setLevel(max(logging.INFO, logging.getLogger().level))
     stop = threading.Event()
     stop_on_signals(stop)
+    from pipelines.models.file import ModelFileError
+
     try:
         settings = load_settings(config_path)
         service = build_service(settings, stop=stop)
+    except ModelFileError as exc:  # one line, as replay --model says it
+        click.echo(f"error: [model] init {exc}", err=True)
+        sys.exit(2)
     except (ValueError, OSError) as exc:  # OSError: the metrics port is taken
         raise click.UsageError(str(exc)) from exc
     if service.metrics_url is not None:

@@ -1,7 +1,8 @@
 """The service's settings: one TOML file, environment variables on top.
 
 Every table but ``[model]`` is validated here (pydantic: types are checked and coerced,
-and an error names the key path). ``[model]`` is a :class:`forecaster.ForecasterConfig`.
+and an error names the key path). ``[model]`` is a :class:`forecaster.ForecasterConfig`,
+and ``init``: the model file partitions without a checkpoint start from.
 An environment variable ``FORECASTER_<TABLE>__<KEY>`` overrides ``[table] key`` (for
 secrets and containers): ``FORECASTER_KAFKA__BOOTSTRAP_SERVERS=broker:9092``. The value
 is text, converted to the key's type (``64``, ``2.5``, ``true``; ``0.9`` stays the text
@@ -21,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from forecaster import ForecasterConfig
-from pipelines.configs import ConfigFile, apply_env, read_toml
+from pipelines.configs import INIT, ConfigFile, apply_env, model_keys, read_toml
 from pipelines.kafka.options import KafkaSettings
 
 
@@ -158,8 +159,21 @@ class Settings(_Section):
     metrics: MetricsSettings = MetricsSettings()
 
     def forecaster_config(self) -> ForecasterConfig:
-        """The ``[model]`` table as a validated :class:`ForecasterConfig`."""
-        return ForecasterConfig.from_dict(self.model)
+        """The ``[model]`` table as a validated :class:`ForecasterConfig` (``init`` aside)."""
+        return ForecasterConfig.from_dict(model_keys(self.model))
+
+    @property
+    def model_init(self) -> Path | None:
+        """``[model] init``: the model file partitions without a checkpoint start from.
+
+        >>> Settings(model={"init": "model.fcm"}).model_init
+        PosixPath('model.fcm')
+        """
+        init = self.model.get(INIT)
+        if init is not None and (not isinstance(init, str) or not init):
+            msg = f"init must be the path of a model file, got {init!r}"
+            raise ValueError(msg)
+        return Path(init) if init else None
 
 
 def _describe(exc: ValidationError) -> str:
@@ -182,6 +196,7 @@ def load_settings(path: ConfigFile | None, env: Mapping[str, str] | None = None)
     try:
         settings = Settings.model_validate(apply_env(doc, env))
         settings.forecaster_config()
+        _ = settings.model_init
     except ValidationError as exc:
         msg = f"{where}: {_describe(exc)}"
         raise ValueError(msg) from exc

@@ -53,6 +53,8 @@ forecaster_last_checkpoint_timestamp_seconds   gauge
 forecaster_jit_warmup_seconds                  gauge
 forecaster_ready                               gauge
 forecaster_build_info                          info       version, python, numpy, numba
+forecaster_model_file_info                     info       id (the [model] init file's; ""
+                                                          without one)
 forecaster_series_value                        gauge      series
 forecaster_series_event_timestamp_seconds      gauge      series
 forecaster_series_forecast                     gauge      series, step
@@ -160,6 +162,7 @@ class Telemetry:
         # (event, reason) -> retrains: event "started" or an outcome.
         self._retrains: Counter[tuple[str, str]] = Counter()
         self._build = build_info()
+        self.model_id: str | None = None  # of the [model] init file partitions start from
         self.batch_seconds = Histogram(
             "forecaster_batch_processing_seconds",
             "Time to process one partition's batch of records: decode, learn, forecast, write.",
@@ -277,6 +280,11 @@ class Telemetry:
     def collect(self) -> Iterator[Metric]:
         """Every metric read from state (called by the registry on each scrape)."""
         yield InfoMetricFamily("forecaster_build", "Versions of the service.", value=self._build)
+        yield InfoMetricFamily(
+            "forecaster_model_file",
+            "The model file partitions without a checkpoint start from ([model] init).",
+            value={"id": self.model_id or ""},
+        )
         yield gauge("forecaster_ready", "1 when /readyz says ready.", float(self.ready()))
         if self.warm_up_seconds is not None:
             yield gauge(

@@ -13,8 +13,9 @@ import pytest
 
 from forecaster import OnlineForecaster
 from pipelines.engine.checkpoint import CheckpointError, CheckpointStore, StateStore
-from pipelines.engine.loop import Clocks, LoopSettings, Runner
+from pipelines.engine.loop import Runner
 from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource
+from pipelines.engine.runstate import Clocks, LoopSettings
 from tests.pipelines.broker import Broker
 from tests.pipelines.engine.test_loop import CLOCK, drain, partitions
 from tests.pipelines.streams import MODEL, sensor_events, write_settings

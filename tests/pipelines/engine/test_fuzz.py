@@ -21,9 +21,10 @@ from forecaster import OnlineForecaster
 from pipelines.engine.checkpoint import CheckpointStore
 from pipelines.engine.decode import Decoder
 from pipelines.engine.encode import decode_dead_letter, encode_dead_letter
-from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.loop import Runner
 from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource
 from pipelines.engine.records import MAX_ABS_VALUE, MAX_SERIES_BYTES, REASONS, Message
+from pipelines.engine.runstate import LoopSettings
 from pipelines.engine.times import MAX_TS, MIN_TS
 from tests.pipelines.streams import MODEL
 

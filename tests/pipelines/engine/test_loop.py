@@ -16,10 +16,11 @@ from forecaster import OnlineForecaster
 from forecaster.retrain import RetrainJob
 from pipelines.engine.batches import TP, ForecastBatch
 from pipelines.engine.checkpoint import Checkpoint, CheckpointStore
-from pipelines.engine.loop import Clocks, LoopSettings, Runner
+from pipelines.engine.loop import Runner
 from pipelines.engine.memory import FanOut, ListDeadLetters, ListSink, MemorySource
 from pipelines.engine.ports import SinkError
 from pipelines.engine.records import Message, Record, Rejected
+from pipelines.engine.runstate import Clocks, LoopSettings
 from pipelines.engine.task import RetrainNews
 from pipelines.files.sinks import CsvSink, JsonlSink
 from pipelines.service.settings import MetricsSettings

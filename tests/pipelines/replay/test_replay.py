@@ -15,10 +15,11 @@ from click.testing import CliRunner
 
 from forecaster import ForecasterConfig, OnlineForecaster
 from pipelines.cli import main
-from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.loop import Runner
 from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource, NullStore
 from pipelines.engine.recorded import Columns, RecordedSource
 from pipelines.engine.records import Message
+from pipelines.engine.runstate import LoopSettings
 from pipelines.engine.task import PartitionTask
 from pipelines.files.source import parse_file
 from pipelines.replay.run import run_loop

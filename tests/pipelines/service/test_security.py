@@ -15,8 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from forecaster import OnlineForecaster
 from pipelines.engine.checkpoint import CheckpointStore
-from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.loop import Runner
 from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource
+from pipelines.engine.runstate import LoopSettings
 from pipelines.service.assemble import build_service
 from pipelines.service.http import MetricsServer
 from pipelines.service.settings import MetricsSettings, load_settings

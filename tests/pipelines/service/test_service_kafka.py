@@ -20,9 +20,10 @@ import pytest
 from forecaster import OnlineForecaster
 from pipelines.engine.checkpoint import CheckpointStore
 from pipelines.engine.encode import decode_dead_letter
-from pipelines.engine.loop import LoopSettings, Runner
+from pipelines.engine.loop import Runner
 from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource
 from pipelines.engine.records import Message
+from pipelines.engine.runstate import LoopSettings
 from pipelines.service.assemble import Service, build_service
 from pipelines.service.settings import Settings, load_settings
 from tests.pipelines.broker import Broker, EndOffsets
@@ -113,7 +114,7 @@ def test_end_to_end_forecasts_equal_replay_and_offsets_reach_the_end(
     assert max(d["model_version"] for d in docs) >= 2  # retrains happened while consuming
     first = docs[0]
     assert set(first) == {"series", "ts", "issued_at", "horizon", "yhat", "lower", "upper",
-                          "model_version"}  # fmt: skip
+                          "model_version", "model_id"}  # fmt: skip
     assert len(first["horizon"]) == len(first["yhat"]) == MODEL["horizon"]
 
 

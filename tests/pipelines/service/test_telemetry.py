@@ -18,9 +18,10 @@ from forecaster import OnlineForecaster
 from forecaster.retrain import RetrainJob, RetrainResult
 from pipelines.engine.batches import TP
 from pipelines.engine.checkpoint import CheckpointStore
-from pipelines.engine.loop import Clocks, LoopSettings, Runner
+from pipelines.engine.loop import Runner
 from pipelines.engine.memory import ListDeadLetters, ListSink, MemorySource
 from pipelines.engine.records import REASONS, Message, Record
+from pipelines.engine.runstate import Clocks, LoopSettings
 from pipelines.service.http import MetricsServer
 from pipelines.service.settings import MetricsSettings, load_settings
 from pipelines.service.telemetry import ERROR_BUCKETS, Telemetry
