@@ -112,6 +112,16 @@ def test_superseded_chunks_get_tombstones_and_slots_alternate(stores: Stores) ->
     assert ckpt is not None and (ckpt.next_offset, ckpt.snapshot) == (30, b"smaller")
 
 
+def test_the_model_file_a_state_started_from_is_restored_with_it(stores: Stores) -> None:
+    store = stores.new()
+    store.save_all([Checkpoint("in", 0, 10, {"m": 1}, CLOCK, b"s" * 5_000, "0123456789abcdef"),
+                    Checkpoint("in", 1, 4, {"m": 1}, CLOCK, b"t" * 100)])  # fmt: skip
+    other = stores.new()
+    got, cold = other.load("in", 0), other.load("in", 1)
+    assert got is not None and got.model_id == "0123456789abcdef" and got.snapshot == b"s" * 5_000
+    assert cold is not None and cold.model_id is None
+
+
 def test_chunks_without_their_manifest_are_never_read(stores: Stores) -> None:
     store = stores.new()
     whole = Checkpoint("in", 0, 10, {"m": 1}, CLOCK, b"a" * 20_000)
