@@ -40,7 +40,8 @@ def promtool(*args: str) -> str:
 
 def test_prometheus_config_and_rules_are_valid() -> None:
     assert "SUCCESS" in promtool("check", "config", "prometheus.yml")
-    assert "SUCCESS: 7 rules found" in promtool("check", "rules", "alerts.yml")
+    n_rules = len(re.findall(r"- alert: ", (PROMETHEUS / "alerts.yml").read_text()))
+    assert f"SUCCESS: {n_rules} rules found" in promtool("check", "rules", "alerts.yml")
 
 
 def test_alerts_fire_on_synthetic_series() -> None:
