@@ -108,8 +108,9 @@ class ForecasterConfig:
         ``anomaly_steps`` (1-based; empty: none): its error in units of that forecast's
         half-width, scored against the model's own past ones at that step (one minus
         the conformal p-value; the counts forget with a halflife of ``anomaly_memory``
-        scored forecasts), and flagged when its score reaches ``anomaly_level`` and its
-        series has ``anomaly_min_scored`` scored forecasts there (:mod:`forecaster.anomaly`).
+        scored forecasts), and flagged when at every judged step its score reaches
+        ``anomaly_level`` and its series has ``anomaly_min_scored`` scored forecasts
+        (:mod:`forecaster.anomaly`).
     Series lifetime
         ``evict_after``: seconds of event time after which an unseen series is dropped
         (0 keeps every series).

@@ -76,20 +76,20 @@ def judge(
     exists: the score from ``tails[s]``; and once the series has at least
     ``min_scored`` scored forecasts at that step (this one included), ``z`` added to
     ``pending[s]`` and a flag when the value is outside the anomaly band
-    ``yhat ± zq[s] * half``. The
-    event's judgement is its flagged step of highest score, else its step of highest
-    score (the smallest step on ties): ``flag``, ``score`` and ``step`` (1-based; 0
-    and a NaN score where no forecast was judged) at ``pos[i]``, and in ``band[:, p]``
-    that step's forecast, lower and upper anomaly bounds (NaN where none).
+    ``yhat ± zq[s] * half``. The event
+    is flagged when every judged step flags it, and reports its step of least score
+    (the smallest step on ties): ``flag``, ``score`` and ``step`` (1-based; 0 and a NaN
+    score where no forecast was judged) at ``pos[i]``, and in ``band[:, p]`` that step's
+    forecast, lower and upper anomaly bounds (NaN where none).
     """
     k = pend_yhat.shape[1]
     for i in range(rows.shape[0]):
         r = rows[i]
         c = count[i]
         p = pos[i]
-        best = -math.inf
-        best_flag = False
-        best_step = 0
+        least = math.inf
+        every = True
+        least_step = 0
         f0 = math.nan
         f1 = math.nan
         f2 = math.nan
@@ -108,17 +108,16 @@ def judge(
             if warm:  # a cold series' errors (its scale barely known) stay out of the counts
                 pending[s, find_bin(edges, z)] += 1.0
             width = zq[s] * h
-            fl = warm and a > width
-            if (fl and not best_flag) or (fl == best_flag and sc > best):
-                best = sc
-                best_flag = fl
-                best_step = j + 1
+            every = every and warm and a > width
+            if sc < least:
+                least = sc
+                least_step = j + 1
                 f0 = pend_yhat[r, slot, j]
                 f1 = f0 - width
                 f2 = f0 + width
-        flag[p] = best_flag
-        score[p] = best if best_step > 0 else math.nan
-        step[p] = best_step
+        flag[p] = every and least_step > 0
+        score[p] = least if least_step > 0 else math.nan
+        step[p] = least_step
         band[0, p] = f0
         band[1, p] = f1
         band[2, p] = f2

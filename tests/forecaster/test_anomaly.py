@@ -141,3 +141,27 @@ def test_no_steps_judge_nothing() -> None:
     model = OnlineForecaster(ForecasterConfig(anomaly_steps=(), retrain_every=0))
     upd = model.learn(["a"] * 5, np.arange(5.0), np.arange(5.0))
     assert upd.anomaly is not None and upd.anomaly.step.tolist() == [0] * 5
+
+
+def judged_at_two_steps(err1: float, err2: float) -> Judgement:
+    """An event with 5 before it judged at steps 1 and 2, both forecasts 10 ± 2."""
+    tails, zq = distribution()
+    tails, zq = np.vstack([tails, tails]), np.r_[zq, zq]
+    out = Judgement.buffers(1)
+    one = np.zeros(1, np.int64)
+    judge(one, one, np.array([5]), np.array([[err1, err2]]), np.full((1, 2, 2), YHAT),
+          np.full((1, 2, 2), HALF), np.array([0, 1]), EDGES, tails, zq, 3, np.zeros((2, 4)),
+          *out)  # fmt: skip
+    return Judgement.of(out)
+
+
+def test_with_two_steps_an_event_is_flagged_only_outside_both_bands() -> None:
+    # A spike: far from both forecasts (z = 3.5 and 4); reported at its weaker step, 1.
+    spike = judged_at_two_steps(7.0, 8.0)
+    assert spike.flag.tolist() == [True] and spike.step.tolist() == [1]
+    assert spike.score.tolist() == [1.0 - 2.5 / 11.0]
+    # The way back: far from the forecast issued after the spike (z = 3.5), normal for the
+    # one issued before it (z = 0.5, T = 6 + 4 * 0.5 = 8): not flagged, reported at step 2.
+    back = judged_at_two_steps(7.0, 1.0)
+    assert back.flag.tolist() == [False] and back.step.tolist() == [2]
+    assert back.score.tolist() == [1.0 - 9.0 / 11.0]
