@@ -90,7 +90,7 @@ def test_the_anomaly_configuration_flags_and_changes_no_forecast() -> None:
     judged, plain = MODELS["gru-anomalies-two-steps"](), MODELS["gru-default"]()
     ev = events_for(judged)
     a, b = stacked(feed(judged, ev, [400])), stacked(feed(plain, ev, [400]))
-    assert 0 < a["anomaly.flag"].sum() < 40
+    assert 0 < a["anomaly.flag"].sum() < 80  # level 0.9: about one warm event in ten
     assert set(np.unique(a["anomaly.step"][a["anomaly.flag"]])) <= {1, 3}
     assert b["anomaly.flag"].sum() == 0  # min_scored 100: no series of ~80 events is warm
     for k in ("yhat", "lower", "upper", "errors", "covered", "model_version"):
