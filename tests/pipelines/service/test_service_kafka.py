@@ -113,7 +113,7 @@ def test_end_to_end_forecasts_equal_replay_and_offsets_reach_the_end(
     assert max(d["model_version"] for d in docs) >= 2  # retrains happened while consuming
     first = docs[0]
     assert set(first) == {"series", "ts", "issued_at", "horizon", "yhat", "lower", "upper",
-                          "model_version"}  # fmt: skip
+                          "model_version", "anomaly"}  # fmt: skip
     assert len(first["horizon"]) == len(first["yhat"]) == MODEL["horizon"]
 
 
