@@ -22,11 +22,11 @@ errors at that step, pooled over its series (every series in units of its own ba
 An event judged at several steps is flagged only when it is outside the band of every
 forecast issued for it, and reports the step of least score: its weakest evidence. So
 the way back from a spike, which the forecast issued after the spike finds far off but
-one issued before it finds normal, is not flagged with ``anomaly_steps = [1, 2]``. Judging changes no forecast: the model learns the value as any
-other. The counts (a histogram over a fixed geometric grid of ``z``,
-:mod:`forecaster.core.anomaly`) join the distribution every ``interval_block`` events,
-when the intervals move too, so results do not depend on batching, and a snapshot
-carries them bit for bit.
+one issued before it finds normal, is not flagged with ``anomaly_steps = [1, 2]``.
+Judging changes no forecast: the model learns the value as any other. The counts (a
+histogram over a fixed geometric grid of ``z``, :mod:`forecaster.core.anomaly`) join the
+distribution every ``interval_block`` events, when the intervals move too, so results
+do not depend on batching, and a snapshot carries them bit for bit.
 
 Examples
 --------
