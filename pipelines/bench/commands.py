@@ -200,11 +200,12 @@ def bench_core(as_json: bool, quick: bool) -> None:
 
 def _register() -> None:
     """The benchmarks whose commands live in their own modules."""
+    from pipelines.bench.anomaly_commands import bench_anomalies
     from pipelines.bench.retrain_commands import bench_drift_command, bench_retrain_command
     from pipelines.bench.stream_commands import bench_kafka, bench_replay, bench_soak
 
     for command in (bench_kafka, bench_soak, bench_replay, bench_drift_command,
-                    bench_retrain_command):  # fmt: skip
+                    bench_retrain_command, bench_anomalies):  # fmt: skip
         bench.add_command(command)
 
 
