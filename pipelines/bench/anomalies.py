@@ -59,20 +59,24 @@ def windows(path: str, root: Path | None = None) -> list[tuple[float, float]]:
     return [(epoch(a), epoch(b)) for a, b in labels[key]]
 
 
-def model_flags(rec: Recording, cfg: ForecasterConfig) -> np.ndarray:
-    """The model's flag for each event of ``rec`` (one series, learned in chunks)."""
+def model_flags(rec: Recording, cfg: ForecasterConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Which events of ``rec`` the model accepted (not late), and its flag for each of those."""
     model = OnlineForecaster(replace(cfg, covariates=()))
-    out = []
+    accepted, flags = [], []
     for lo in range(0, rec.values.size, CHUNK):
-        upd = model.learn(["s"] * rec.values[lo : lo + CHUNK].size, rec.ts[lo : lo + CHUNK],
-                          rec.values[lo : lo + CHUNK])  # fmt: skip
+        hi = min(lo + CHUNK, rec.values.size)
+        upd = model.learn(["s"] * (hi - lo), rec.ts[lo:hi], rec.values[lo:hi])
         assert upd.anomaly is not None
-        out.append(upd.anomaly.flag)
-    return np.concatenate(out)
+        accepted.append(upd.accepted)
+        flags.append(upd.anomaly.flag)
+    return np.concatenate(accepted), np.concatenate(flags)
 
 
 def zscore_flags(ts: F64Array, values: F64Array) -> np.ndarray:
-    """Flags of the rolling z-score: over 3 sd from the mean of the preceding day."""
+    """Flags of the rolling z-score: over 3 sd from the mean of the preceding day.
+
+    ``ts`` must not decrease (equal times are one instant: neither is before the other).
+    """
     when = pd.to_datetime(np.rint(ts * 1000).astype(np.int64), unit="ms")
     s = pd.Series(values, index=when)
     past = s.rolling("1D", closed="left")
@@ -120,10 +124,13 @@ def run(config: ConfigFile, progress: Callable[[str], None] | None = None) -> di
         wins = windows(path)
         if progress is not None:
             progress(f"{rec.name}: {rec.values.size:,} events, {len(wins)} windows")
-        row: dict[str, Any] = {"stream": rec.name, "events": int(rec.values.size)}
-        for who, flags in (("model", model_flags(rec, cfg)),
-                           ("zscore", zscore_flags(rec.ts, rec.values))):  # fmt: skip
-            row[who] = score(rec.ts, flags, wins)
+        # Both detectors see the events the model accepts: a few recordings have times
+        # that go back, which the model drops as late.
+        keep, flags = model_flags(rec, cfg)
+        ts, values = rec.ts[keep], rec.values[keep]
+        row: dict[str, Any] = {"stream": rec.name, "events": int(ts.size)}
+        for who, got in (("model", flags), ("zscore", zscore_flags(ts, values))):
+            row[who] = score(ts, got, wins)
             row[who]["false_per_day"] = row[who]["false"] / max(row[who]["days_outside"], 1e-9)
         rows.append(row)
     total = {who: _summary(rows, who) for who in ("model", "zscore")}

@@ -14,8 +14,8 @@ from pipelines.engine.encode import iso_times
 from pipelines.service.assemble import build_service
 from pipelines.service.settings import load_settings
 from tests.pipelines.broker import Broker
-from tests.pipelines.service.test_service_kafka import run_in_thread
-from tests.pipelines.streams import MODEL, T0_MS, sensor_events, write_settings
+from tests.pipelines.service.test_service_kafka import run_in_thread, settings_for
+from tests.pipelines.streams import MODEL, T0_MS, sensor_events
 
 pytestmark = pytest.mark.kafka
 
@@ -45,14 +45,8 @@ def test_injected_spikes_and_only_they_land_on_the_anomaly_topic(
     # One partition, so one model counts every series' errors (a model per partition
     # of four would count too few by the spikes for a 99.9% band).
     broker.produce_to_partition(topics["input"], msgs, 0)
-    config = write_settings(workdir / "service.toml", {
-        "model": {**MODEL, "anomaly_steps": [1, 2]},
-        "kafka": broker.kafka_settings(f"g-anomaly-{topics['input']}"),
-        "topics": topics,
-        "checkpoint": {"dir": str(workdir / "ckpt"), "every_events": 1000,
-                       "every_seconds": 3600.0},
-        "metrics": {"port": 0},
-    })  # fmt: skip
+    config = settings_for(broker, workdir, topics, "g-anomaly", every_events=1000,
+                          model={**MODEL, "anomaly_steps": [1, 2]})  # fmt: skip
     service = build_service(load_settings(config))
     th = run_in_thread(service)
     out = broker.read_all(topics["output"], expect=len(msgs))

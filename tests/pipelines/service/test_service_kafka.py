@@ -32,10 +32,10 @@ pytestmark = pytest.mark.kafka
 
 
 def settings_for(broker: Broker, work: Path, topics: dict[str, str], group_name: str,
-                 every_events: int = 500) -> Path:  # fmt: skip
+                 every_events: int = 500, model: dict[str, Any] | None = None) -> Path:  # fmt: skip
     group = f"{group_name}-{topics['input']}"  # a group of its own, even on a shared broker
     return write_settings(work / "service.toml", {
-        "model": MODEL,
+        "model": model or MODEL,
         "kafka": broker.kafka_settings(group),
         "topics": topics,
         "checkpoint": {"dir": str(work / "ckpt"), "every_events": every_events,
