@@ -115,9 +115,14 @@ def _summary(rows: list[dict[str, Any]], who: str) -> dict[str, Any]:
             "false_per_day": sum(p["false"] for p in parts) / days}  # fmt: skip
 
 
-def run(config: ConfigFile, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Score the model's flags and the z-score's on every NAB stream of the panel."""
-    cfg = load_model_config(config)
+def run(
+    config: ConfigFile, level: float | None = None, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Score the model's flags and the z-score's on every NAB stream of the panel.
+
+    ``level``: the ``anomaly_level`` of every stream (None: the config's).
+    """
+    cfg = load_model_config(config, **({} if level is None else {"anomaly_level": level}))
     rows = []
     for path in nab_streams():
         rec = panel_recording(path)

@@ -33,8 +33,14 @@ def _pair(m: dict[str, Any], z: dict[str, Any]) -> tuple[str, str, str]:
               path_type=Path), default=None,
               help="TOML file whose [model] table configures the model and its anomaly "
                    "settings (default: the shipped sensors.toml).")  # fmt: skip
+@click.option(
+    "--level",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=None,
+    help="anomaly_level for every stream (default: the config's).",
+)
 @json_option
-def bench_anomalies(config_path: Path | None, as_json: bool) -> None:
+def bench_anomalies(config_path: Path | None, level: float | None, as_json: bool) -> None:
     """Flags on NAB's labelled anomaly windows: the model's beside a rolling z-score's."""
     from pipelines.bench import anomalies
     from pipelines.bench.commands import _require_data
@@ -42,7 +48,7 @@ def bench_anomalies(config_path: Path | None, as_json: bool) -> None:
     _require_data()
     config: ConfigFile = config_path or shipped("sensors.toml")
     try:
-        result = anomalies.run(config, progress=Console(stderr=True).log)
+        result = anomalies.run(config, level, progress=Console(stderr=True).log)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     if print_json(result, as_json):
