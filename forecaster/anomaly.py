@@ -14,8 +14,9 @@ errors at that step, pooled over its series (every series in units of its own ba
   leaves one event in ten outside). A value outside it is **flagged**, once the series
   has ``anomaly_min_scored`` scored forecasts at that step, so a cold series does not
   cry wolf (nor do its errors, in units of a scale it barely knows, join the counts).
-  An error beyond the band is counted at its edge, so one anomaly does not widen the
-  band that judges the next; a lasting rate of them above ``1 - anomaly_level`` does.
+  An error beyond the band is counted just above its edge (the grid's next bin), so one
+  anomaly does not widen the band that judges the next; a lasting rate of them above
+  ``1 - anomaly_level`` does.
   While fewer than ``1 / (1 - anomaly_level)`` errors are counted, no score
   can reach the level and nothing is flagged.
 

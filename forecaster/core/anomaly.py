@@ -74,9 +74,9 @@ def judge(
     Per event ``i`` (series row ``rows[i]``, ``count[i]`` events before it, output row
     ``pos[i]``; ``errors`` already scored), at each judged step ``s`` whose forecast
     exists: the score from ``tails[s]``; and once the series has at least
-    ``min_scored`` scored forecasts at that step (this one included), ``min(z, zq[s])``
-    added to ``pending[s]`` and a flag when the value is outside the anomaly band
-    ``yhat ± zq[s] * half``. The event
+    ``min_scored`` scored forecasts at that step (this one included), ``z`` counted in
+    ``pending[s]`` (beyond ``zq[s]``, at most in the bin above ``zq[s]``'s) and a flag
+    when the value is outside the anomaly band ``yhat ± zq[s] * half``. The event
     is flagged when every judged step flags it, and reports its step of least score
     (the smallest step on ties): ``flag``, ``score`` and ``step`` (1-based; 0 and a NaN
     score where no forecast was judged) at ``pos[i]``, and in ``band[:, p]`` that step's
@@ -106,9 +106,13 @@ def judge(
             sc = 1.0 - (1.0 + tail_above(tails[s], edges, z)) / (1.0 + tails[s, 0])
             warm = c - j >= min_scored
             if warm:  # a cold series' errors (its scale barely known) stay out of the counts
-                # Counted at most at the band's edge: one anomaly must not widen the band
-                # that judges the next (a rate of exceedances above the level still does).
-                pending[s, find_bin(edges, min(z, zq[s]))] += 1.0
+                # Beyond the band, counted in the bin above its edge: one anomaly must not
+                # widen the band that judges the next, and the mass above the edge (what
+                # sets it) stays whole, so a rate of exceedances above the level still does.
+                b = find_bin(edges, z)
+                if z > zq[s]:
+                    b = min(b, find_bin(edges, zq[s]) + 1)
+                pending[s, b] += 1.0
             width = zq[s] * h
             every = every and warm and a > width
             if sc < least:

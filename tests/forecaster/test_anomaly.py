@@ -74,7 +74,7 @@ def test_a_value_outside_its_band_is_flagged_on_either_side() -> None:
     below, pending = judged(-30.0, count=5)  # z = 20, in the open bin: all of its 1 counts
     assert below.score.tolist() == [1.0 - 2.0 / 11.0]
     assert below.flag.tolist() == [True] and below.lower.tolist() == [3.5]
-    assert pending.tolist() == [0.0, 0.0, 1.0, 0.0]  # counted at the band's edge, 3.25
+    assert pending.tolist() == [0.0, 0.0, 0.0, 1.0]  # z = 20, in the bin above 3.25's
 
 
 def test_a_series_needs_its_minimum_of_scored_forecasts_to_be_flagged() -> None:
