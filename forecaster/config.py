@@ -103,6 +103,14 @@ class ForecasterConfig:
         of ``interval_block`` events it is multiplied by
         ``exp(interval_rate * (miss rate - (1 - coverage)))``, which settles where the
         miss rate is ``1 - coverage`` (conformal quantile tracking).
+    Anomalies
+        Each event is judged by the forecasts issued for it at the steps
+        ``anomaly_steps`` (1-based; empty: none): its error in units of that forecast's
+        half-width, scored against the model's own past ones at that step (one minus
+        the conformal p-value; the counts forget with a halflife of ``anomaly_memory``
+        scored forecasts), and flagged when at every judged step its score reaches
+        ``anomaly_level`` and its series has ``anomaly_min_scored`` scored forecasts
+        (:mod:`forecaster.anomaly`).
     Series lifetime
         ``evict_after``: seconds of event time after which an unseen series is dropped
         (0 keeps every series).
@@ -164,6 +172,10 @@ class ForecasterConfig:
     coverage: float = 0.9
     interval_rate: float = 2.0
     evict_after: float = 0.0
+    anomaly_steps: tuple[int, ...] = (1,)
+    anomaly_level: float = 0.999
+    anomaly_min_scored: int = 100
+    anomaly_memory: float = 5000.0
     background: bool = True
     interval_block: int = 256
     seed: int = 0
@@ -241,6 +253,27 @@ class ForecasterConfig:
         Loss.parse(self.loss)
         self.make_optimizer()
         self._check_retraining()
+        self._check_anomalies()
+
+    def _check_anomalies(self) -> None:
+        steps = self.anomaly_steps
+        if (not isinstance(steps, tuple) or len(set(steps)) != len(steps) or any(
+                isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= self.horizon
+                for s in steps)):  # fmt: skip
+            msg = (f"anomaly_steps must be distinct steps among 1..horizon ({self.horizon}), "
+                   f"got {steps!r}")  # fmt: skip
+            raise ValueError(msg)
+        _check_float("anomaly_level", self.anomaly_level, lower=0.0, strict=True)
+        if self.anomaly_level >= 1.0:
+            msg = f"anomaly_level must be in (0, 1), got {self.anomaly_level!r}"
+            raise ValueError(msg)
+        _check_int("anomaly_min_scored", self.anomaly_min_scored, 1)
+        _check_float("anomaly_memory", self.anomaly_memory, lower=0.0, strict=True)
+        if self.anomaly_memory * (1.0 - self.anomaly_level) < 1.0:
+            msg = (f"anomaly_memory ({self.anomaly_memory!r}) must be at least "
+                   f"1 / (1 - anomaly_level) ({1.0 / (1.0 - self.anomaly_level):g}): with "
+                   f"fewer errors remembered no score reaches the level")  # fmt: skip
+            raise ValueError(msg)
 
     def _check_retraining(self) -> None:
         """Early stopping and the retraining triggers."""

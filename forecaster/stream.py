@@ -26,6 +26,7 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
+from forecaster.anomaly import AnomalyJudge, Judged, Judgement
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array
 from forecaster.core.events import finish_wave, score_and_scale
@@ -59,7 +60,9 @@ class Update:
     event for its next K events, and their expected times. ``errors`` are
     ``value - forecast`` of the forecasts issued earlier for this event (NaN where
     none: the first K events of a series), and ``covered`` says whether the value was
-    inside their intervals.
+    inside their intervals. ``anomaly`` is each event's judgement against the
+    forecasts issued for it (:mod:`forecaster.anomaly`; ``None`` from a report not made
+    by a model).
     """
 
     accepted: BoolArray
@@ -73,6 +76,7 @@ class Update:
     errors: F64Array
     covered: BoolArray
     model_version: I64Array
+    anomaly: Judgement | None = None
 
 
 @dataclass
@@ -110,6 +114,8 @@ class StreamModel:
         self._alpha = 1.0 - 0.5 ** (1.0 / cfg.scale_halflife)
         self._steps = np.arange(1, cfg.horizon + 1)  # steps ahead, 1..K
         self._steps0 = self._steps - 1
+        self.anomaly = AnomalyJudge(cfg.anomaly_steps, cfg.anomaly_level, cfg.anomaly_min_scored,
+                                    cfg.anomaly_memory, cfg.interval_block)  # fmt: skip
 
     # --- for subclasses ---------------------------------------------------------
     def _extra_shapes(self) -> Shapes:
@@ -184,6 +190,7 @@ class StreamModel:
         out = {name: np.full((m, k), np.nan) for name in ("yhat", "half", "errors", "step_ts")}
         covered = np.zeros((m, k), dtype=bool)
         version = np.zeros(m, dtype=np.int64)
+        judged = Judgement.buffers(m)
         start = 0
         while start < m:
             block_left = self.cfg.interval_block - self.n_events % self.cfg.interval_block
@@ -191,7 +198,7 @@ class StreamModel:
             sel = np.arange(start, min(m, start + take))
             for wave_pos in self._waves([ids[i] for i in idx[sel]]):
                 pos = sel[wave_pos]
-                self._learn_wave(pos, idx[pos], ids, t, y, cov, out, covered)
+                self._learn_wave(pos, idx[pos], ids, t, y, cov, out, covered, judged)
                 version[pos] = self.model_version
             self.n_events += sel.size
             if self.n_events % self.cfg.interval_block == 0:
@@ -203,6 +210,7 @@ class StreamModel:
             accepted=accepted, series=[ids[i] for i in idx], ts=t[idx], value=y[idx],
             yhat=yhat, lower=yhat - half, upper=yhat + half, step_ts=out["step_ts"],
             errors=out["errors"], covered=covered, model_version=version,
+            anomaly=Judgement.of(judged),
         )  # fmt: skip
 
     def forecast(self, series: Sequence[str]) -> F64Array:
@@ -237,6 +245,7 @@ class StreamModel:
         payload.update({f"extra.{k}": v for k, v in extra_arrays.items()})
         payload.update(q=self.q, block=self._block, scored=self.scored_total,
                        covered=self.covered_total)  # fmt: skip
+        payload.update({f"anomaly.{k}": v for k, v in self.anomaly.state.items()})
         meta_bytes = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez(buf, meta=meta_bytes, **payload)
@@ -268,6 +277,7 @@ class StreamModel:
             setattr(model, name, meta[name])
         model.q, model._block = arrays["q"], arrays["block"]
         model.scored_total, model.covered_total = arrays["scored"], arrays["covered"]
+        model.anomaly.load({k[8:]: v for k, v in arrays.items() if k.startswith("anomaly.")})
         extra = {k[6:]: v for k, v in arrays.items() if k.startswith("extra.")}
         model._load_extra_state(extra, meta["extra"])
         return model
@@ -348,6 +358,7 @@ class StreamModel:
         cov_all: F64Array,
         out: dict[str, F64Array],
         covered: BoolArray,
+        judged: Judged,
     ) -> None:
         tab, cfg = self.table, self.cfg
         rows = tab.rows(ids[i] for i in ev)
@@ -362,6 +373,8 @@ class StreamModel:
                         covered, self._block, self.scored_total, self.covered_total,
                         sc)  # fmt: skip
         change, dt, mdt0, mdt1, var1, scale, anchor1, calm1 = sc
+        # Judged before finish_wave overwrites the oldest pending forecast; never changes one.
+        self.anomaly.judge(rows, pos, c, out["errors"], tab.pend_yhat, tab.pend_half, judged)
         self._observe_errors(pos, out["errors"], scale)
         wave = Wave(pos, rows, c, t, y, cov_all[ev], change, dt, mdt0, scale)
         yhat = self._advance(wave)
@@ -378,6 +391,7 @@ class StreamModel:
         miss_rate = np.where(scored > 0, misses / np.maximum(scored, 1.0), target)
         self.q = np.clip(self.q * np.exp(rate * (miss_rate - target)), 1e-6, 1e6)
         self._block[:] = 0.0
+        self.anomaly.commit()
         if self.cfg.evict_after > 0:
             self.n_evicted += len(self.table.evict_older_than(self.max_ts - self.cfg.evict_after))
 

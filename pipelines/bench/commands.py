@@ -212,6 +212,7 @@ def bench_core(as_json: bool, quick: bool) -> None:
 
 def _register() -> None:
     """The benchmarks whose commands live in their own modules."""
+    from pipelines.bench.anomaly_commands import bench_anomalies
     from pipelines.bench.retrain_commands import bench_drift_command, bench_retrain_command
     from pipelines.bench.stream_commands import (
         bench_checkpoints,
@@ -222,7 +223,8 @@ def _register() -> None:
     from pipelines.bench.warm_commands import bench_warm_command
 
     for command in (bench_kafka, bench_soak, bench_replay, bench_checkpoints,
-                    bench_drift_command, bench_retrain_command, bench_warm_command):  # fmt: skip
+                    bench_drift_command, bench_retrain_command, bench_warm_command,
+                    bench_anomalies):  # fmt: skip
         bench.add_command(command)
 
 

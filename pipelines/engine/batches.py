@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from forecaster.anomaly import Judgement
 from forecaster.core import F64Array
 from forecaster.core.params import I64Array
 from forecaster.stream import BoolArray, Update
@@ -175,6 +176,11 @@ class ForecastColumns:
         """``(m, K)`` whether the value was inside that earlier forecast's interval."""
         return self.forecasts.covered
 
+    @property
+    def anomaly(self) -> Judgement | None:
+        """Each event's anomaly judgement (None from a report made without one)."""
+        return self.forecasts.anomaly
+
 
 @dataclass(frozen=True)
 class ForecastBatch(ForecastColumns):
@@ -206,3 +212,10 @@ class ForecastBatch(ForecastColumns):
         from pipelines.engine.encode import encode_forecasts
 
         return encode_forecasts(self)
+
+    @cached_property
+    def anomaly_messages(self) -> list[tuple[bytes, bytes]]:
+        """(key, value) of an anomaly message per flagged event, encoded on first use."""
+        from pipelines.engine.encode import encode_anomalies
+
+        return encode_anomalies(self)

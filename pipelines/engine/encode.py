@@ -5,7 +5,7 @@ A forecast message (value; key: the series id)::
     {"series": "pump-7", "ts": "2024-05-01T12:00:00Z",
      "issued_at": "2024-05-01T12:00:00.153Z", "horizon": ["2024-05-01T12:05:00Z", ...],
      "yhat": [...], "lower": [...], "upper": [...], "model_version": 3,
-     "model_id": "3f9a0c1d2e4b5a69"}
+     "model_id": "3f9a0c1d2e4b5a69", "anomaly": {"flag": false, "score": 0.62, "step": 1}}
 
 ``ts`` is the event's time and ``horizon`` the expected times of the next K events
 (RFC 3339, UTC, to the millisecond; fractions of a second only where not zero);
@@ -13,6 +13,18 @@ A forecast message (value; key: the series id)::
 after a restart a forecast may come again, identical but for ``issued_at``, so
 (series, ts, model_version) identifies it. ``model_id`` is the id of the model file the
 partition's model started from (``forecaster train``), or null for an untrained start.
+``anomaly`` is the event's judgement against
+the forecasts issued for it (:mod:`forecaster.anomaly`): flagged or not, its score (one
+minus the p-value of its error among the model's past ones; null where no forecast was
+judged) and the step it was judged at (0: none).
+
+An anomaly message (value; key: the series id), only for a flagged event::
+
+    {"series": "pump-7", "ts": "2024-05-01T12:00:00Z", "value": 97.1, "step": 1,
+     "yhat": 41.2, "lower": 30.4, "upper": 52.0, "score": 0.99986, "model_version": 3}
+
+``yhat`` is the forecast issued ``step`` events before for this event, and ``lower`` and
+``upper`` the anomaly band (``anomaly_level``) around it, which the value broke.
 
 A dead letter (value; key: the original key)::
 
@@ -27,6 +39,7 @@ says how large it was).
 from __future__ import annotations
 
 import base64
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,13 +111,41 @@ def encode_forecasts(batch: ForecastBatch) -> list[tuple[bytes, bytes]]:
         ts, steps = iso_times(batch.ts), iso_times(batch.step_ts)
     yhat, lower, upper = (np.ascontiguousarray(a) for a in (batch.yhat, batch.lower, batch.upper))
     version = batch.model_version.tolist()
+    judged = _judgements(batch)
     dumps = orjson.dumps
     out = []
     for i, sid in enumerate(batch.series):
         doc = {"series": sid, "ts": ts[i], "issued_at": issued_at, "horizon": steps[i],
                "yhat": yhat[i], "lower": lower[i], "upper": upper[i],
-               "model_version": version[i], "model_id": batch.model_id}  # fmt: skip
+               "model_version": version[i], "model_id": batch.model_id,
+               "anomaly": judged[i]}  # fmt: skip
         out.append((sid.encode(), dumps(doc, option=_NUMPY_JSON)))
+    return out
+
+
+def _judgements(batch: ForecastBatch) -> list[dict[str, Any] | None]:
+    """Each event's ``anomaly`` object (None for a report without judgements)."""
+    a = batch.anomaly
+    if a is None:
+        return [None] * len(batch)
+    score = [None if math.isnan(x) else x for x in a.score.tolist()]
+    return [{"flag": f, "score": sc, "step": st}
+            for f, sc, st in zip(a.flag.tolist(), score, a.step.tolist(), strict=True)]  # fmt: skip
+
+
+def encode_anomalies(batch: ForecastBatch) -> list[tuple[bytes, bytes]]:
+    """(key, value) of an anomaly message for each flagged event of ``batch``."""
+    a = batch.anomaly
+    if a is None or not a.flag.any():
+        return []
+    out = []
+    for i in np.flatnonzero(a.flag).tolist():
+        sid = batch.series[i]
+        doc = {"series": sid, "ts": iso_times(batch.ts[i]), "value": float(batch.value[i]),
+               "step": int(a.step[i]), "yhat": float(a.yhat[i]), "lower": float(a.lower[i]),
+               "upper": float(a.upper[i]), "score": float(a.score[i]),
+               "model_version": int(batch.model_version[i])}  # fmt: skip
+        out.append((sid.encode(), orjson.dumps(doc)))
     return out
 
 

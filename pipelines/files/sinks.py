@@ -6,6 +6,8 @@ import csv
 import io
 from pathlib import Path
 
+import numpy as np
+
 from pipelines.engine.batches import ForecastBatch
 from pipelines.engine.encode import iso_times
 
@@ -28,9 +30,14 @@ class JsonlSink:
 
 
 class CsvSink:
-    """One row per forecast step: series, ts, step, step_ts, yhat, lower, upper, version."""
+    """One row per forecast step: series, ts, step, step_ts, yhat, lower, upper, version.
 
-    HEADER = ("series", "ts", "step", "step_ts", "yhat", "lower", "upper", "model_version")
+    The event's anomaly judgement follows on each of its rows: ``anomaly`` (1 flagged,
+    0 not), ``anomaly_score`` (empty where none) and ``anomaly_step`` (0: none).
+    """
+
+    HEADER = ("series", "ts", "step", "step_ts", "yhat", "lower", "upper", "model_version",
+              "anomaly", "anomaly_score", "anomaly_step")  # fmt: skip
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,11 +51,15 @@ class CsvSink:
         w = csv.writer(buf)
         ts, steps = iso_times(batch.ts), iso_times(batch.step_ts)
         k = batch.yhat.shape[1] if batch.yhat.ndim == 2 else 0
+        a = batch.anomaly
         for i, sid in enumerate(batch.series):
+            judged = ("", "", "") if a is None else (
+                int(a.flag[i]), "" if np.isnan(a.score[i]) else repr(float(a.score[i])),
+                int(a.step[i]))  # fmt: skip
             for j in range(k):
                 w.writerow((sid, ts[i], j + 1, steps[i][j], repr(float(batch.yhat[i, j])),
                             repr(float(batch.lower[i, j])), repr(float(batch.upper[i, j])),
-                            int(batch.model_version[i])))  # fmt: skip
+                            int(batch.model_version[i]), *judged))  # fmt: skip
         self._fh.write(buf.getvalue())
 
     def flush(self) -> None:

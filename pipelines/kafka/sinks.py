@@ -1,4 +1,4 @@
-"""Forecasts and dead letters to their topics, through a kafka-python producer."""
+"""Forecasts, anomalies and dead letters to their topics, through a kafka-python producer."""
 
 from __future__ import annotations
 
@@ -99,6 +99,14 @@ class KafkaForecastSink(Producing):
             if part is None:
                 part = of_key[key] = self._partitioner(key, parts, parts)
             send(key, value, part)
+
+
+class KafkaAnomalySink(Producing):
+    """Flagged events only to the anomaly topic, keyed by series (see :mod:`.encode`)."""
+
+    def write(self, batch: ForecastBatch) -> None:
+        for key, value in batch.anomaly_messages:
+            self.send(key, value)
 
 
 class KafkaDeadLetterSink(Producing):

@@ -3,8 +3,9 @@
 Plots are drawn with matplotlib's Agg backend (files only, no display):
 
 - ``forecast.png``: a series' actual values and the forecast made ``plot_step`` events
-  earlier, with its interval band, over the whole replay and over its last stretch, and
-  where each retrain of its partition's model started, coloured by its reason;
+  earlier, with its interval band and the events flagged as anomalies, over the whole
+  replay and over its last stretch, and where each retrain of its partition's model
+  started, coloured by its reason;
 - ``error_by_horizon.png``: MAE per step ahead, the model(s) and each baseline;
 - ``training_loss.png``: each retrain's training loss and its validation loss before
   and after (rejected retrains marked), per configuration.
@@ -95,6 +96,10 @@ def plot_forecast(run: Run, h: int, out: Path, several: bool) -> Path:
         ax.plot(when[sl], fc.value[tgt[sl]], color="black", linewidth=0.7, label="actual")
         ax.plot(when[sl], fc.yhat[src[sl], h - 1], color="tab:blue", linewidth=0.7,
                 label=f"forecast +{h}")  # fmt: skip
+        if fc.anomaly is not None:  # flagged events of the series, as red marks
+            hit = fc.anomaly.flag[tgt[sl]]
+            ax.plot(when[sl][hit], fc.value[tgt[sl]][hit], "o", color="tab:red", markersize=4,
+                    fillstyle="none", label="anomaly")  # fmt: skip
         ax.set_ylabel("value")
         ax.grid(alpha=0.3)
         _mark_retrains(ax, retrain_starts(run, idx[0]) if idx.size else {}, when[sl])

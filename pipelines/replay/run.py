@@ -24,6 +24,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from forecaster import ForecasterConfig, OnlineForecaster
+from forecaster.anomaly import Judgement
 from forecaster.core.params import F64Array, I64Array
 from forecaster.experts import expert_names
 from forecaster.stream import Update
@@ -56,10 +57,12 @@ def _stack(updates: Sequence[Update], horizon: int) -> Update:
     def cat(name: str) -> Any:
         return np.concatenate([getattr(u, name) for u in updates])
 
+    judged = [u.anomaly for u in updates if u.anomaly is not None]
     return Update(
         np.ones(sum(len(u.series) for u in updates), bool), [s for u in updates for s in u.series],
         cat("ts"), cat("value"), cat("yhat"), cat("lower"), cat("upper"), cat("step_ts"),
         cat("errors"), cat("covered"), cat("model_version"),
+        Judgement.concat(judged) if len(judged) == len(updates) else None,
     )  # fmt: skip
 
 
@@ -91,7 +94,7 @@ class Forecasts(ForecastColumns):
         return len(self.series)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per event: where it came from, its time and value, and K forecasts."""
+        """One row per event: where it came from, its time and value, K forecasts, its judgement."""
         k = self.yhat.shape[1]
         cols: dict[str, Any] = {
             "source": self.source, "partition": self.partition, "offset": self.offsets,
@@ -102,6 +105,9 @@ class Forecasts(ForecastColumns):
         for name, arr in (("yhat", self.yhat), ("lower", self.lower), ("upper", self.upper)):
             for j in range(k):
                 cols[f"{name}_{j + 1}"] = arr[:, j]
+        if self.anomaly is not None:  # the event's judgement (forecaster.anomaly)
+            a = self.anomaly
+            cols.update(anomaly=a.flag, anomaly_score=a.score, anomaly_step=a.step)
         return pd.DataFrame(cols)
 
 

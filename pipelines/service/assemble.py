@@ -1,8 +1,8 @@
 """``forecaster run``: the long-running service, assembled from its settings.
 
-Kafka source -> :class:`~pipelines.engine.loop.Runner` -> Kafka forecast topic (and
-optional JSONL / CSV copies), rejected records to the dead-letter topic, checkpoints in a
-folder or a compacted Kafka topic (``[checkpoint] store``).
+Kafka source -> :class:`~pipelines.engine.loop.Runner` -> Kafka forecast topic (and the
+optional anomaly topic, JSONL / CSV copies), rejected records to the dead-letter topic,
+checkpoints in a folder or a compacted Kafka topic (``[checkpoint] store``).
 SIGTERM or SIGINT finishes the batch in hand, flushes, checkpoints, commits and exits.
 Metrics (:mod:`pipelines.service.telemetry`) are served on ``[metrics] host:port`` from
 before the kernels compile (``/healthz`` answers during warm-up) until the loop has
@@ -33,7 +33,12 @@ from pipelines.engine.memory import FanOut
 from pipelines.engine.ports import ForecastSink
 from pipelines.engine.runstate import LoopSettings, LoopStats
 from pipelines.files.sinks import CsvSink, JsonlSink
-from pipelines.kafka.sinks import KafkaDeadLetterSink, KafkaForecastSink, make_producer
+from pipelines.kafka.sinks import (
+    KafkaAnomalySink,
+    KafkaDeadLetterSink,
+    KafkaForecastSink,
+    make_producer,
+)
 from pipelines.kafka.source import KafkaSource, make_consumer
 from pipelines.kafka.state import KafkaStateStore, check_state_topic, make_state_store
 from pipelines.models.file import ModelFile, read_model, start_state
@@ -216,6 +221,8 @@ def _assemble(
         msg = f"[kafka] settings refused by kafka-python: {exc}"
         raise ValueError(msg) from exc
     sinks: list[ForecastSink] = [KafkaForecastSink(producer, settings.topics.output)]
+    if settings.topics.anomalies:
+        sinks.append(KafkaAnomalySink(producer, settings.topics.anomalies))
     if settings.sink.jsonl is not None:
         sinks.append(JsonlSink(settings.sink.jsonl))
     if settings.sink.csv is not None:

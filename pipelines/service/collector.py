@@ -118,6 +118,7 @@ class Latest:
     lower: list[float]
     upper: list[float]
     of_latest: list[float]
+    anomaly_score: float = float("nan")  # the latest judged event's (NaN: none yet)
 
 
 def build_info() -> dict[str, str]:
@@ -247,6 +248,32 @@ def series_families(settings: MetricsSettings, latest: dict[str, Latest]) -> Ite
     yield value
     yield when
     yield from fams.values()
+
+
+def anomaly_families(
+    flagged: np.ndarray, settings: MetricsSettings, latest: dict[str, Latest]
+) -> Iterator[Metric]:
+    """Flagged events by the step they were judged at; allow-listed series' latest score."""
+    count = CounterMetricFamily(
+        "forecaster_anomalies_flagged",
+        "Events flagged as anomalies (outside the anomaly band), by the step judged at.",
+        labels=["step"],
+    )
+    for k, n in enumerate(flagged.tolist()):
+        count.add_metric([str(k + 1)], float(n))
+    yield count
+    if not settings.forecast_series:
+        return
+    score = GaugeMetricFamily(
+        "forecaster_series_anomaly_score",
+        "Anomaly score of an allow-listed series' latest judged event (1 - its p-value).",
+        labels=["series"],
+    )
+    for sid in settings.forecast_series:
+        got = latest.get(sid)
+        if got is not None and not np.isnan(got.anomaly_score):
+            score.add_metric([sid], got.anomaly_score)
+    yield score
 
 
 def runner_families(runner: Runner, attached_at: float) -> Iterator[Metric]:

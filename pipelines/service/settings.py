@@ -31,11 +31,12 @@ class _Section(BaseModel):
 
 
 class TopicSettings(_Section):
-    """Where events come from and where forecasts and rejected records go."""
+    """Where events come from and where forecasts, anomalies and rejected records go."""
 
     input: str = "sensor-events"
     output: str = "sensor-forecasts"
     dead_letter: str = "sensor-events-dlq"
+    anomalies: str = ""  # flagged events only; "" writes none
 
 
 class CheckpointSettings(_Section):

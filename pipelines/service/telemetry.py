@@ -48,6 +48,7 @@ forecaster_forecast_abs_error                  histogram  step
 forecaster_forecast_mae                        gauge      step (last ``window`` errors)
 forecaster_interval_coverage_ratio             gauge      step (last ``window`` forecasts)
 forecaster_interval_coverage_target_ratio      gauge
+forecaster_anomalies_flagged_total             counter    step (the step it was judged at)
 forecaster_checkpoint_age_seconds              gauge
 forecaster_last_checkpoint_timestamp_seconds   gauge
 forecaster_jit_warmup_seconds                  gauge
@@ -61,6 +62,7 @@ forecaster_series_forecast                     gauge      series, step
 forecaster_series_forecast_lower               gauge      series, step
 forecaster_series_forecast_upper               gauge      series, step
 forecaster_series_forecast_of_latest           gauge      series, step
+forecaster_series_anomaly_score                gauge      series (the latest judged event's)
 =============================================  =========  ==================================
 
 ``forecaster_series_forecast{step="k"}`` is the forecast just issued for the series' k-th
@@ -90,6 +92,7 @@ from pipelines.service.collector import (
     Buckets,
     Latest,
     Rolling,
+    anomaly_families,
     build_info,
     error_families,
     gauge,
@@ -157,6 +160,7 @@ class Telemetry:
         self._errors = Buckets(ERROR_BUCKETS, horizon)
         self._event_seconds = Buckets(LATENCY_BUCKETS, 1)
         self._rolling = Rolling(horizon, window)
+        self._anomalies = np.zeros(horizon, dtype=np.int64)  # flagged events by step
         self._lag: dict[TP, int] = {}
         self._training_since: dict[TP, float] = {}  # partitions whose retrain is training
         # (event, reason) -> retrains: event "started" or an outcome.
@@ -216,6 +220,10 @@ class Telemetry:
                     abs_err = np.abs(err[ok, k])
                     self._errors.add(k, abs_err)
                     self._rolling.add(k, abs_err, hit[ok, k].astype(np.float64))
+            judged = batch.anomaly
+            if judged is not None and judged.flag.any():
+                steps = judged.step[judged.flag] - 1
+                self._anomalies += np.bincount(steps, minlength=self.horizon)[: self.horizon]
             if self._allowed:
                 last = {s: i for i, s in enumerate(batch.series) if s in self._allowed}
                 for sid, i in last.items():
@@ -225,6 +233,7 @@ class Telemetry:
         cols = self._cols
         value = float(batch.value[i])
         of_latest = (value - batch.errors[i, cols]).tolist()
+        score = float("nan") if batch.anomaly is None else float(batch.anomaly.score[i])
         return Latest(
             value,
             float(batch.ts[i]),
@@ -232,6 +241,7 @@ class Telemetry:
             batch.lower[i, cols].tolist(),
             batch.upper[i, cols].tolist(),
             of_latest,
+            score,
         )
 
     def on_poll(self, timings: Sequence[BatchTiming], retrains: Mapping[TP, RetrainNews]) -> None:
@@ -303,6 +313,7 @@ class Telemetry:
                 lag_family(self._lag),
                 *retrain_families(self._retrains),
                 *series_families(self.settings, self._latest),
+                *anomaly_families(self._anomalies, self.settings, self._latest),
             ]
         yield from locked
         if self.runner is not None:

@@ -70,6 +70,11 @@ MODELS: dict[str, Callable[[], StreamModel]] = {
         drift_check=5,
         drift_min_spacing=35,
     ),
+    # Anomalies judged at two steps, warm after 5 forecasts, at a level the 400 events
+    # reach (flags fire), with counts that forget within the stream.
+    "gru-anomalies-two-steps": gru(
+        anomaly_steps=(1, 3), anomaly_level=0.9, anomaly_min_scored=5, anomaly_memory=40.0
+    ),
     "last-value": lambda: LastValue(horizon=3),
     "seasonal-naive": lambda: SeasonalNaive(4, horizon=3),
     "ewma": lambda: EWMA(0.3, horizon=3),

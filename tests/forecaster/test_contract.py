@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from forecaster.stream import StreamModel, Update
-from tests.forecaster.conftest import events_for
+from tests.forecaster.conftest import MODELS, events_for
 
 
 def feed(model: StreamModel, ev: dict[str, Any], sizes: list[int]) -> list[Update]:
@@ -24,7 +24,10 @@ def feed(model: StreamModel, ev: dict[str, Any], sizes: list[int]) -> list[Updat
 
 def stacked(updates: list[Update]) -> dict[str, np.ndarray]:
     keys = ("yhat", "lower", "upper", "errors", "covered", "model_version", "step_ts")
-    return {k: np.concatenate([getattr(u, k) for u in updates]) for k in keys}
+    out = {k: np.concatenate([getattr(u, k) for u in updates]) for k in keys}
+    for k in ("flag", "score", "step", "yhat", "lower", "upper"):  # the anomaly judgement
+        out[f"anomaly.{k}"] = np.concatenate([getattr(u.anomaly, k) for u in updates])
+    return out
 
 
 def assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
@@ -80,3 +83,15 @@ def test_inputs_are_not_mutated(make_model: Callable[[], StreamModel]) -> None:
             np.testing.assert_array_equal(v, copies[k])
         else:
             assert v == copies[k]
+
+
+def test_the_anomaly_configuration_flags_and_changes_no_forecast() -> None:
+    # The contract above holds with flags firing; and judging never moves a forecast.
+    judged, plain = MODELS["gru-anomalies-two-steps"](), MODELS["gru-default"]()
+    ev = events_for(judged)
+    a, b = stacked(feed(judged, ev, [400])), stacked(feed(plain, ev, [400]))
+    assert 0 < a["anomaly.flag"].sum() < 80  # level 0.9: about one warm event in ten
+    assert set(np.unique(a["anomaly.step"][a["anomaly.flag"]])) <= {1, 3}
+    assert b["anomaly.flag"].sum() == 0  # min_scored 100: no series of ~80 events is warm
+    for k in ("yhat", "lower", "upper", "errors", "covered", "model_version"):
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)

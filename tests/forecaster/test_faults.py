@@ -30,7 +30,7 @@ def stream(kind: str) -> np.ndarray:
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_shipped_model_recovers_when_the_data_does(kind: str) -> None:
     raw = read_toml(ROOT / "config" / "sensors.toml")["model"]
-    model = OnlineForecaster(ForecasterConfig(**{**raw, "background": False}))
+    model = OnlineForecaster(ForecasterConfig.from_dict({**raw, "background": False}))
     y = stream(kind)
     n = y.size
     upd = model.learn(["pump"] * n, 1.7e9 + 600.0 * np.arange(n), y)

@@ -33,10 +33,10 @@ pytestmark = pytest.mark.kafka
 
 
 def settings_for(broker: Broker, work: Path, topics: dict[str, str], group_name: str,
-                 every_events: int = 500) -> Path:  # fmt: skip
+                 every_events: int = 500, model: dict[str, Any] | None = None) -> Path:  # fmt: skip
     group = f"{group_name}-{topics['input']}"  # a group of its own, even on a shared broker
     return write_settings(work / "service.toml", {
-        "model": MODEL,
+        "model": model or MODEL,
         "kafka": broker.kafka_settings(group),
         "topics": topics,
         "checkpoint": {"dir": str(work / "ckpt"), "every_events": every_events,
@@ -114,7 +114,7 @@ def test_end_to_end_forecasts_equal_replay_and_offsets_reach_the_end(
     assert max(d["model_version"] for d in docs) >= 2  # retrains happened while consuming
     first = docs[0]
     assert set(first) == {"series", "ts", "issued_at", "horizon", "yhat", "lower", "upper",
-                          "model_version", "model_id"}  # fmt: skip
+                          "model_version", "model_id", "anomaly"}  # fmt: skip
     assert len(first["horizon"]) == len(first["yhat"]) == MODEL["horizon"]
 
 
