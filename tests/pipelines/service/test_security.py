@@ -92,6 +92,7 @@ def test_series_ids_cannot_inject_labels_metrics_or_paths(tmp_path: Path) -> Non
         "version",
         "bound",
         "quantile",
+        "id",  # the loaded model file's: one value per instance
     }  # a fixed, bounded set
     files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert files == ["ckpt/in/0.ckpt"]  # one file per partition; no id ever names a path
