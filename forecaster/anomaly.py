@@ -14,9 +14,10 @@ errors at that step, pooled over its series (every series in units of its own ba
   leaves one event in ten outside). A value outside it is **flagged**, once the series
   has ``anomaly_min_scored`` scored forecasts at that step, so a cold series does not
   cry wolf (nor do its errors, in units of a scale it barely knows, join the counts).
-  An error beyond the band is counted just above its edge (the grid's next bin), so one
-  anomaly does not widen the band that judges the next; a lasting rate of them above
-  ``1 - anomaly_level`` does.
+  An error beyond the band is counted at most :data:`BEYOND` times the band's width, so
+  a few anomalies widen the band by no more than that factor (not to their own size,
+  which would hide the next), while a lasting rate of them above ``1 - anomaly_level``
+  widens it by that factor every commit until it fits.
   While fewer than ``1 / (1 - anomaly_level)`` errors are counted, no score
   can reach the level and nothing is flagged.
 
@@ -62,6 +63,8 @@ Judged = tuple[np.ndarray, F64Array, I64Array, F64Array]
 # The grid of z (errors in half-widths): 0, then 16 bins a decade from 1e-3 to 1e6
 # (bins 15% wide, finer than any level's estimate needs), then one open-ended bin.
 EDGES = np.concatenate([[0.0], np.logspace(-3.0, 6.0, 9 * 16 + 1), [math.inf]])
+# An error beyond the anomaly band is counted at most this many times its width.
+BEYOND = 2.0
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ class AnomalyJudge:
               pend_yhat: F64Array, pend_half: F64Array, out: Judged) -> None:  # fmt: skip
         """Judge a wave's events into their rows ``pos`` of ``out`` (see :func:`judge`)."""
         judge(rows, pos, count, errors, pend_yhat, pend_half, self.steps, EDGES, self.tails,
-              self.zq, self.min_scored, self.pending, *out)  # fmt: skip
+              self.zq, self.min_scored, BEYOND, self.pending, *out)  # fmt: skip
 
     def commit(self) -> None:
         """Fold the counts since the last commit into the distributions."""

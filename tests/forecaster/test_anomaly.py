@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from forecaster import ForecasterConfig, OnlineForecaster
-from forecaster.anomaly import Judgement
+from forecaster.anomaly import AnomalyJudge, Judgement
 from forecaster.core.anomaly import commit_tails, judge
 
 # Four bins of z: [0, 1), [1, 2), [2, 4), [4, inf).
@@ -24,7 +24,9 @@ def distribution(level: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
     return tails, zq
 
 
-def judged(value: float, count: int, min_scored: int = 3) -> tuple[Judgement, np.ndarray]:
+def judged(
+    value: float, count: int, min_scored: int = 3, beyond: float = 2.0
+) -> tuple[Judgement, np.ndarray]:
     """One event of a one-step model with ``count`` events before it, judged at step 1."""
     tails, zq = distribution()
     pend_yhat, pend_half = np.full((1, 1, 1), YHAT), np.full((1, 1, 1), HALF)
@@ -33,7 +35,7 @@ def judged(value: float, count: int, min_scored: int = 3) -> tuple[Judgement, np
     out = Judgement.buffers(1)
     one = np.zeros(1, np.int64)
     judge(one, one, np.array([count]), errors, pend_yhat, pend_half, one, EDGES, tails, zq,
-          min_scored, pending, *out)  # fmt: skip
+          min_scored, beyond, pending, *out)  # fmt: skip
     return Judgement.of(out), pending[0]
 
 
@@ -74,7 +76,17 @@ def test_a_value_outside_its_band_is_flagged_on_either_side() -> None:
     below, pending = judged(-30.0, count=5)  # z = 20, in the open bin: all of its 1 counts
     assert below.score.tolist() == [1.0 - 2.0 / 11.0]
     assert below.flag.tolist() == [True] and below.lower.tolist() == [3.5]
-    assert pending.tolist() == [0.0, 0.0, 0.0, 1.0]  # z = 20, in the bin above 3.25's
+    assert pending.tolist() == [0.0, 0.0, 0.0, 1.0]  # z = 20, counted at 2 * 3.25 = 6.5
+
+
+def test_an_error_far_beyond_the_band_counts_at_most_beyond_times_its_width() -> None:
+    # z = 20 lies in [4, inf); counted at most 1.0 * 3.25, it joins [2, 4) instead.
+    got, pending = judged(-30.0, count=5, beyond=1.0)
+    assert got.flag.tolist() == [True] and got.score.tolist() == [1.0 - 2.0 / 11.0]
+    assert pending.tolist() == [0.0, 0.0, 1.0, 0.0]
+    # Inside the band an error counts where it lies, whatever the cap.
+    _, pending = judged(12.0, count=5, beyond=1.0)
+    assert pending.tolist() == [0.0, 1.0, 0.0, 0.0]
 
 
 def test_a_series_needs_its_minimum_of_scored_forecasts_to_be_flagged() -> None:
@@ -151,8 +163,8 @@ def judged_at_two_steps(err1: float, err2: float) -> Judgement:
     out = Judgement.buffers(1)
     one = np.zeros(1, np.int64)
     judge(one, one, np.array([5]), np.array([[err1, err2]]), np.full((1, 2, 2), YHAT),
-          np.full((1, 2, 2), HALF), np.array([0, 1]), EDGES, tails, zq, 3, np.zeros((2, 4)),
-          *out)  # fmt: skip
+          np.full((1, 2, 2), HALF), np.array([0, 1]), EDGES, tails, zq, 3, 2.0,
+          np.zeros((2, 4)), *out)  # fmt: skip
     return Judgement.of(out)
 
 
@@ -166,3 +178,27 @@ def test_with_two_steps_an_event_is_flagged_only_outside_both_bands() -> None:
     back = judged_at_two_steps(7.0, 1.0)
     assert back.flag.tolist() == [False] and back.step.tolist() == [2]
     assert back.score.tolist() == [1.0 - 9.0 / 11.0]
+
+
+def test_the_band_rises_to_its_level_when_a_flat_stream_turns_spiky() -> None:
+    # Errors of an ops counter: flat at first (tiny errors), then seven in eight still 0
+    # and the rest spread over six decades. A 99% band must come to leave about 1% of
+    # them outside. Counted at the band's edge, before, exceedances let the band climb
+    # one bin (15%) a commit at most and were lost as it did: it still flagged 8% here.
+    rng = np.random.default_rng(7)
+    n, flat, block = 10_000, 2_000, 32
+    spiky = np.where(rng.random(n) < 0.875, 0.0, 10.0 ** rng.uniform(-2.0, 4.0, n))
+    z = np.where(np.arange(n) < flat, rng.uniform(0.0, 0.01, n), spiky)
+    judge_ = AnomalyJudge([1], level=0.99, min_scored=1, memory=1000.0, block=block)
+    one = np.zeros(1, np.int64)
+    pend_yhat, pend_half = np.zeros((1, 1, 1)), np.ones((1, 1, 1))
+    flags = np.zeros(n, bool)
+    for i in range(n):
+        out = Judgement.buffers(1)
+        judge_.judge(one, one, np.array([i + 1]), np.array([[z[i]]]), pend_yhat, pend_half, out)
+        flags[i] = out[0][0]
+        if (i + 1) % block == 0:
+            judge_.commit()
+    share = flags[-flat:].mean()  # 6,000 events after the change
+    assert 0.005 < share < 0.02
+    assert math.isclose(judge_.zq[0], np.quantile(spiky, 0.99), rel_tol=0.25)
