@@ -87,11 +87,12 @@ class Experts:
     def forecast(self, tab: SeriesTable, w: Wave, model: F64Array) -> F64Array:
         """Learn the wave's realised errors, then return its aggregate forecasts ``(n, K)``."""
         out = np.empty(model.shape)
-        aggregate_wave(w.rows, w.count, w.value, w.scale, w.mean_dt, tab.last_y, tab.var,
-                       tab.anchor, tab.hist_y, model, self.seasons, self.rates, self.medians,
-                       tab.agg_levels, self.pooled, tab.pend_yhat, tab.agg_pending,
-                       tab.agg_regret, tab.agg_rate, tab.agg_bound, tab.agg_weights,
-                       tab.agg_own, self.decay, LOSS_CAP, LOSS_CAP, out)  # fmt: skip
+        a = tab.arrays  # one dict, not fourteen attribute lookups a wave
+        aggregate_wave(w.rows, w.count, w.value, w.scale, w.mean_dt, a["last_y"], a["var"],
+                       a["anchor"], a["hist_y"], model, self.seasons, self.rates, self.medians,
+                       a["agg_levels"], self.pooled, a["pend_yhat"], a["agg_pending"],
+                       a["agg_regret"], a["agg_rate"], a["agg_bound"], a["agg_weights"],
+                       a["agg_own"], self.decay, LOSS_CAP, LOSS_CAP, out)  # fmt: skip
         return out
 
     def pool(self, tab: SeriesTable) -> None:

@@ -63,6 +63,15 @@ def pending_size(horizon: int, n_seasons: int, n_levels: int) -> int:
 
 
 @inline
+def _quotient(a: float, b: float) -> float:
+    """An expert's unnormalised weight: regret ``a`` over rate sum ``b``, 0 unless both > 0."""
+    # No branch around the division, so loops of it vectorise: a lane that does not
+    # count divides by 1 and is dropped (a branch per expert mispredicted: 4x slower).
+    q = a / (b if b > 0.0 else 1.0)
+    return q if a > 0.0 and b > 0.0 else 0.0
+
+
+@inline
 def mlpoly_weights(
     regret: F64Array, rate_sum: F64Array, row: int, j: int, pooled: F64Array, out: F64Array
 ) -> bool:
@@ -73,12 +82,7 @@ def mlpoly_weights(
     """
     n_exp = out.shape[0]
     for e in range(n_exp):
-        a = regret[row, j, e]
-        b = rate_sum[row, j, e]
-        # No branch around the division, so it vectorises: a lane that does not count
-        # divides by 1 and is dropped (a branch per expert mispredicted: 4x slower).
-        q = a / (b if b > 0.0 else 1.0)
-        out[e] = q if a > 0.0 and b > 0.0 else 0.0
+        out[e] = _quotient(regret[row, j, e], rate_sum[row, j, e])
     total = 0.0
     for e in range(n_exp):
         total += out[e]
@@ -165,9 +169,9 @@ def aggregate_wave(
     n_levels = n_rates + medians.shape[0]
     n_exp = 2 + n_seasons + n_levels
     at = k * (1 + n_seasons)  # a slot's value, then its levels
-    w = np.empty(n_exp)
     r = np.empty(n_exp)
     x = np.empty(n_exp)
+    q = np.empty(n_exp)
     for i in range(rows.shape[0]):
         row = rows[i]
         c = count[i]
@@ -177,30 +181,27 @@ def aggregate_wave(
         # about the experts on normal data; learning from it held the weights for good.
         normal = anchor[row] if anchor[row] > 0.0 else var[row]
         wild = c > 1 and not abs(v - last_y[row]) <= clip * math.sqrt(normal)
-        for j in range(k):
-            issued = c - (j + 1)
-            if issued < 0 or wild:
-                break
-            slot = issued % k
+        cap = clip * s  # losses are capped here (see the module docstring)
+        slot = c % k
+        for j in range(0 if wild else min(k, c)):
+            slot = slot - 1 if slot > 0 else k - 1  # step j's was issued j + 1 events ago
             p = pend_yhat[row, slot, j]
             miss = abs(p - v)
-            cap = clip * s  # losses are capped here (see the module docstring)
             lp = min(miss, cap)
             # The capped loss is flat past the cap: no gradient there.
             g = 0.0 if not miss < cap else (1.0 if p > v else (-1.0 if p < v else 0.0))
             _read_experts(pending, row, slot, j, k, n_seasons, x)
+            largest = bound[row, j]
             for e in range(n_exp):
                 lin = min(cap, max(-cap, g * (p - x[e])))
                 re = (lin + lp - min(abs(x[e] - v), cap)) / (2.0 * s)
-                # A forecast past float range: no evidence.
-                r[e] = re if math.isfinite(re) else 0.0
-            largest = bound[row, j]
-            for e in range(n_exp):
-                if r[e] * r[e] > largest:
-                    largest = r[e] * r[e]
+                re = re if math.isfinite(re) else 0.0  # a forecast past float range
+                r[e] = re
+                regret[row, j, e] = decay * regret[row, j, e] + re
+                if re * re > largest:
+                    largest = re * re
             grow = largest - bound[row, j]
             for e in range(n_exp):
-                regret[row, j, e] = decay * regret[row, j, e] + r[e]
                 rate_sum[row, j, e] = decay * rate_sum[row, j, e] + r[e] * r[e] + grow
             bound[row, j] = largest
         # This event's forecasts, into the slot of the one issued K events ago (scored).
@@ -218,6 +219,7 @@ def aggregate_wave(
                     past = hist_y[row, src % h]
                 pending[row, slot, k + (step - 1) * n_seasons + si] = past
         pending[row, slot, at] = v
+        x[1] = v
         for li in range(n_levels):
             prev = levels[row, li]
             if li < n_rates:
@@ -231,14 +233,25 @@ def aggregate_wave(
                 level = v
             levels[row, li] = level
             pending[row, slot, at + 1 + li] = level
+            x[2 + n_seasons + li] = level
+        # The mix, from this event's forecasts at hand: the last value's and the levels'
+        # are the same at every step. The weights are kept for the pooling.
         for j in range(k):
-            own[row, j] = 1.0 if mlpoly_weights(regret, rate_sum, row, j, pooled, w) else 0.0
-            _read_experts(pending, row, slot, j, k, n_seasons, x)
+            x[0] = model[i, j]
+            for si in range(n_seasons):
+                x[2 + si] = pending[row, slot, k + j * n_seasons + si]
             total = 0.0
             for e in range(n_exp):
-                weights[row, j, e] = w[e]
-                total += w[e] * x[e]
-            yhat[i, j] = total
+                q[e] = _quotient(regret[row, j, e], rate_sum[row, j, e])
+                total += q[e]
+            mine = total > 0.0 and math.isfinite(total)
+            own[row, j] = 1.0 if mine else 0.0
+            mix = 0.0
+            for e in range(n_exp):
+                w = q[e] / total if mine else pooled[j, e]
+                weights[row, j, e] = w
+                mix += w * x[e]
+            yhat[i, j] = mix
 
 
 @jit
