@@ -71,7 +71,11 @@ class Experts:
         self.pooled[:, 0] = 1.0
 
     def shapes(self) -> Shapes:
-        """Per-series fields: pending expert forecasts, regrets, rates, bounds, levels."""
+        """Per-series fields of the aggregation (``core/aggregate.py`` has their layout).
+
+        Pending expert forecasts, regrets, rates, bounds, the latest weights and which
+        steps' are the series' own, and levels.
+        """
         k, e = self.horizon, len(self.names)
         n_levels = self.rates.size + self.medians.size
         return {

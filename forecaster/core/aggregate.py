@@ -38,7 +38,8 @@ Only the model's and the seasonal naive forecasts differ between steps: the last
 and every level forecast the same number at every step. So a slot holds, per event,
 the model's K forecasts, the seasonal naives' K * S (step-major), the value and the
 L + M levels (:func:`pending_size`), and the expert forecasts are read back from it:
-the same numbers as storing each step's E forecasts, in a fifth of the memory.
+the same numbers as storing each step's E forecasts (23 numbers a slot instead of 144
+with 12 steps, 7 EWMAs and 3 medians).
 
 Each series also keeps the weights of its latest mix and which steps' are its own, so
 the pooling (:func:`pool_weights`) adds them up instead of working them out again:
