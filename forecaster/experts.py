@@ -26,7 +26,7 @@ import numpy as np
 
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array
-from forecaster.core.aggregate import aggregate_wave, expert_forecasts, mlpoly_weights, pool_weights
+from forecaster.core.aggregate import aggregate_wave, pending_size, pool_weights, series_weights
 from forecaster.series import SeriesTable, Shapes
 
 if TYPE_CHECKING:
@@ -71,37 +71,40 @@ class Experts:
         self.pooled[:, 0] = 1.0
 
     def shapes(self) -> Shapes:
-        """Per-series fields: pending expert forecasts, regrets, rates, bounds, levels."""
+        """Per-series fields of the aggregation (``core/aggregate.py`` has their layout).
+
+        Pending expert forecasts, regrets, rates, bounds, the latest weights and which
+        steps' are the series' own, and levels.
+        """
         k, e = self.horizon, len(self.names)
+        n_levels = self.rates.size + self.medians.size
         return {
-            "pend_exp": (k, k, e),
+            "agg_pending": (k, pending_size(k, self.seasons.size, n_levels)),
             "agg_regret": (k, e),
             "agg_rate": (k, e),
             "agg_bound": (k,),
+            "agg_weights": (k, e),
+            "agg_own": (k,),
             "agg_levels": (self.rates.size + self.medians.size,),
         }
 
     def forecast(self, tab: SeriesTable, w: Wave, model: F64Array) -> F64Array:
         """Learn the wave's realised errors, then return its aggregate forecasts ``(n, K)``."""
-        n, k = model.shape
-        experts = np.empty((n, k, len(self.names)))
-        expert_forecasts(w.rows, w.count, w.value, w.scale, w.mean_dt, tab.hist_y, model,
-                         self.seasons, self.rates, self.medians, tab.agg_levels,
-                         LOSS_CAP, experts)  # fmt: skip
-        out = np.empty((n, k))
-        aggregate_wave(w.rows, w.count, w.value, w.scale, tab.last_y, tab.var, tab.anchor,
-                       experts, self.pooled, tab.pend_yhat,
-                       tab.pend_exp, tab.agg_regret, tab.agg_rate, tab.agg_bound, self.decay,
-                       LOSS_CAP, out)  # fmt: skip
+        out = np.empty(model.shape)
+        a = tab.arrays  # one dict, not fourteen attribute lookups a wave
+        aggregate_wave(w.rows, w.count, w.value, w.scale, w.mean_dt, a["last_y"], a["var"],
+                       a["anchor"], a["hist_y"], model, self.seasons, self.rates, self.medians,
+                       a["agg_levels"], self.pooled, a["pend_yhat"], a["agg_pending"],
+                       a["agg_regret"], a["agg_rate"], a["agg_bound"], a["agg_weights"],
+                       a["agg_own"], self.decay, LOSS_CAP, LOSS_CAP, out)  # fmt: skip
         return out
 
     def pool(self, tab: SeriesTable) -> None:
         """Recompute the pooled weights from every series' own (every POOL_EVERY events)."""
-        pool_weights(tab.active_rows(), tab.count, tab.agg_regret, tab.agg_rate, self.pooled)
+        pool_weights(tab.active_rows(), tab.count, tab.agg_weights, tab.agg_own, self.pooled)
 
     def weights(self, tab: SeriesTable, row: int) -> F64Array:
         """The weights ``(K, E)`` a series' next forecast uses."""
         out = np.empty((self.horizon, len(self.names)))
-        for j in range(self.horizon):
-            mlpoly_weights(tab.agg_regret[row, j], tab.agg_rate[row, j], self.pooled[j], out[j])
+        series_weights(tab.agg_regret, tab.agg_rate, row, self.pooled, out)
         return out

@@ -34,7 +34,10 @@ from forecaster.core.params import I64Array
 from forecaster.series import SeriesTable, Shapes, base_shapes
 
 BoolArray = NDArray[np.bool_]
-SNAPSHOT_FORMAT = 2  # 2: per-series fault anchors (a faster way back after a fault)
+# 2: per-series fault anchors (a faster way back after a fault); 3: expert aggregation's
+# state in a compact layout (forecaster/core/aggregate.py). A format-2 snapshot without
+# aggregation has the same layout as format 3, so it is still read.
+SNAPSHOT_FORMAT = 3
 # After a fault, once this many changes in a row look normal by the scale from before it
 # and tiny by the inflated one, the running variance moves back with this weight an
 # event (forecaster/core/events.py): back from a 1e18-fold inflation in about 200 events
@@ -264,8 +267,14 @@ class StreamModel:
         except Exception as exc:  # any decoding failure is the same error to the caller
             msg = f"not a model snapshot: {exc}"
             raise ValueError(msg) from exc
-        if meta.get("format") != SNAPSHOT_FORMAT:
-            msg = f"snapshot format {meta.get('format')!r} is not {SNAPSHOT_FORMAT}"
+        fmt = meta.get("format")
+        if fmt == 2 and "table.pend_exp" in arrays:
+            msg = (f"snapshot format 2 holds expert aggregation state in a layout this version "
+                   f"does not read (format {SNAPSHOT_FORMAT}): restore it with the version "
+                   f"that wrote it, or start the model afresh")  # fmt: skip
+            raise ValueError(msg)
+        if fmt not in (2, SNAPSHOT_FORMAT):
+            msg = f"snapshot format {fmt!r} is not {SNAPSHOT_FORMAT}"
             raise ValueError(msg)
         if meta.get("class") != cls.__name__:
             msg = f"snapshot holds a {meta.get('class')!r}, not a {cls.__name__!r}"

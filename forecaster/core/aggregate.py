@@ -32,6 +32,19 @@ normal events and held the weights for good.
 ``R`` and ``S`` are discounted by ``decay`` before each update, so old evidence fades
 (the GRU improves as it retrains, and streams change regime). While no expert has
 positive regret (a new series), the weights are the pooled ones given.
+
+Forecasts wait in a ring of K slots per series (indexed by count % K) until scored.
+Only the model's and the seasonal naive forecasts differ between steps: the last value
+and every level forecast the same number at every step. So a slot holds, per event,
+the model's K forecasts, the seasonal naives' K * S (step-major), the value and the
+L + M levels (:func:`pending_size`), and the expert forecasts are read back from it:
+the same numbers as storing each step's E forecasts (23 numbers a slot instead of 144
+with 12 steps, 7 EWMAs and 3 medians).
+
+Each series also keeps the weights of its latest mix and which steps' are its own, so
+the pooling (:func:`pool_weights`) adds them up instead of working them out again:
+the same numbers, since the regrets have not moved since. Kernels index the tables
+directly: an array view made per event and step cost more than its arithmetic.
 """
 
 from __future__ import annotations
@@ -40,28 +53,61 @@ import math
 
 import numpy as np
 
-from forecaster.core._jit import jit
+from forecaster.core._jit import inline, jit
 from forecaster.core.events import season_events
 from forecaster.core.params import F64Array, I64Array
 
 
-@jit
-def mlpoly_weights(regret: F64Array, rate_sum: F64Array, pooled: F64Array, out: F64Array) -> bool:
-    """One step's ML-Poly weights into ``out``; ``False`` when they fell back to ``pooled``."""
+def pending_size(horizon: int, n_seasons: int, n_levels: int) -> int:
+    """Numbers one ring slot of pending expert forecasts holds (see the module docstring)."""
+    return horizon * (1 + n_seasons) + 1 + n_levels
+
+
+@inline
+def _quotient(a: float, b: float) -> float:
+    """An expert's unnormalised weight: regret ``a`` over rate sum ``b``, 0 unless both > 0."""
+    # No branch around the division, so loops of it vectorise: a lane that does not
+    # count divides by 1 and is dropped (a branch per expert mispredicted: 4x slower).
+    q = a / (b if b > 0.0 else 1.0)
+    return q if a > 0.0 and b > 0.0 else 0.0
+
+
+@inline
+def mlpoly_weights(
+    regret: F64Array, rate_sum: F64Array, row: int, j: int, pooled: F64Array, out: F64Array
+) -> bool:
+    """Row ``row``'s step-``j`` ML-Poly weights into ``out (E,)``; ``False`` if ``pooled``.
+
+    ``regret`` and ``rate_sum`` are ``(rows, K, E)``, ``pooled`` is ``(K, E)``: the weights
+    while no expert's regret is positive.
+    """
+    n_exp = out.shape[0]
+    for e in range(n_exp):
+        out[e] = _quotient(regret[row, j, e], rate_sum[row, j, e])
     total = 0.0
-    for e in range(regret.shape[0]):
-        v = 0.0
-        if regret[e] > 0.0 and rate_sum[e] > 0.0:
-            v = regret[e] / rate_sum[e]
-        out[e] = v
-        total += v
+    for e in range(n_exp):
+        total += out[e]
     if total > 0.0 and math.isfinite(total):
-        for e in range(regret.shape[0]):
+        for e in range(n_exp):
             out[e] = out[e] / total
         return True
-    for e in range(regret.shape[0]):
-        out[e] = pooled[e]
+    for e in range(n_exp):
+        out[e] = pooled[j, e]
     return False
+
+
+@inline
+def _read_experts(
+    pending: F64Array, row: int, slot: int, j: int, k: int, n_seasons: int, out: F64Array
+) -> None:
+    """The step-``j`` forecasts of every expert issued in ring slot ``slot``, into ``out (E,)``."""
+    at = k * (1 + n_seasons)  # the value, then the levels
+    out[0] = pending[row, slot, j]
+    out[1] = pending[row, slot, at]
+    for si in range(n_seasons):
+        out[2 + si] = pending[row, slot, k + j * n_seasons + si]
+    for li in range(out.shape[0] - 2 - n_seasons):
+        out[2 + n_seasons + li] = pending[row, slot, at + 1 + li]
 
 
 @jit
@@ -70,148 +116,116 @@ def aggregate_wave(
     count: I64Array,
     y: F64Array,
     scale: F64Array,
+    mean_dt: F64Array,
     last_y: F64Array,
     var: F64Array,
     anchor: F64Array,
-    experts: F64Array,
-    pooled: F64Array,
-    pend_yhat: F64Array,
-    pend_exp: F64Array,
-    regret: F64Array,
-    rate_sum: F64Array,
-    bound: F64Array,
-    decay: float,
-    clip: float,
-    yhat: F64Array,
-) -> None:
-    """Learn a wave's realised errors, then mix its new expert forecasts.
-
-    Per event ``i`` (series row ``rows[i]``, ``count[i]`` events before it, value
-    ``y[i]``, scale ``scale[i]``) whose change is within ``clip`` scales of the series
-    (``last_y``, ``var`` and the fault ``anchor`` of the table, before the event; inside
-    a fault episode the scale from before it): for each step ``j`` whose forecast was issued
-    ``j + 1`` events ago, the step's regrets move on (``regret``, ``rate_sum``, ``bound``:
-    ``(rows, K, E)``, ``(rows, K, E)``, ``(rows, K)``), from the aggregate's forecast in
-    ``pend_yhat (rows, K, K)`` and the experts' in ``pend_exp (rows, K, K, E)`` (rings
-    indexed by count % K). Then ``experts (n, K, E)``, this event's expert forecasts, are
-    stored in the ring and mixed into ``yhat (n, K)``; ``pooled (K, E)`` are the weights
-    of a step whose regrets are not positive yet.
-    """
-    k = pend_yhat.shape[1]
-    n_exp = experts.shape[2]
-    w = np.empty(n_exp)
-    r = np.empty(n_exp)
-    for i in range(rows.shape[0]):
-        row = rows[i]
-        c = count[i]
-        # A value past any real spike (a sensor gone wild, or back from it) says nothing
-        # about the experts on normal data; learning from it held the weights for good.
-        normal = anchor[row] if anchor[row] > 0.0 else var[row]
-        wild = c > 1 and not abs(y[i] - last_y[row]) <= clip * math.sqrt(normal)
-        for j in range(k):
-            issued = c - (j + 1)
-            if issued < 0 or wild:
-                continue
-            slot = issued % k
-            p = pend_yhat[row, slot, j]
-            yi = y[i]
-            miss = abs(p - yi)
-            s = scale[i]
-            cap = clip * s  # losses are capped here (see the module docstring)
-            lp = min(miss, cap)
-            # The capped loss is flat past the cap: no gradient there.
-            g = 0.0 if not miss < cap else (1.0 if p > yi else (-1.0 if p < yi else 0.0))
-            largest = bound[row, j]
-            for e in range(n_exp):
-                x = pend_exp[row, slot, j, e]
-                lin = min(cap, max(-cap, g * (p - x)))
-                r[e] = (lin + lp - min(abs(x - yi), cap)) / (2.0 * s)
-                if not math.isfinite(r[e]):  # a forecast past float range: no evidence
-                    r[e] = 0.0
-                if r[e] * r[e] > largest:
-                    largest = r[e] * r[e]
-            grow = largest - bound[row, j]
-            for e in range(n_exp):
-                regret[row, j, e] = decay * regret[row, j, e] + r[e]
-                rate_sum[row, j, e] = decay * rate_sum[row, j, e] + r[e] * r[e] + grow
-            bound[row, j] = largest
-        slot = c % k
-        for j in range(k):
-            mlpoly_weights(regret[row, j], rate_sum[row, j], pooled[j], w)
-            total = 0.0
-            for e in range(n_exp):
-                x = experts[i, j, e]
-                pend_exp[row, slot, j, e] = x
-                total += w[e] * x
-            yhat[i, j] = total
-
-
-@jit
-def pool_weights(
-    rows: I64Array, count: I64Array, regret: F64Array, rate_sum: F64Array, pooled: F64Array
-) -> None:
-    """Replace ``pooled (K, E)`` by the mean weights of the series that have their own.
-
-    Per step, the series (``rows``, in row order) whose regrets are positive count; a
-    step none of them has keeps its pooled weights.
-    """
-    k, n_exp = pooled.shape
-    w = np.empty(n_exp)
-    acc = np.zeros((k, n_exp))
-    seen = np.zeros(k)
-    for i in range(rows.shape[0]):
-        row = rows[i]
-        if count[row] <= k:
-            continue
-        for j in range(k):
-            if mlpoly_weights(regret[row, j], rate_sum[row, j], pooled[j], w):
-                seen[j] += 1.0
-                for e in range(n_exp):
-                    acc[j, e] += w[e]
-    for j in range(k):
-        if seen[j] > 0.0:
-            for e in range(n_exp):
-                pooled[j, e] = acc[j, e] / seen[j]
-
-
-@jit
-def expert_forecasts(
-    rows: I64Array,
-    count: I64Array,
-    value: F64Array,
-    scale: F64Array,
-    mean_dt: F64Array,
     hist_y: F64Array,
     model: F64Array,
     seasons: F64Array,
     rates: F64Array,
     medians: F64Array,
     levels: F64Array,
+    pooled: F64Array,
+    pend_yhat: F64Array,
+    pending: F64Array,
+    regret: F64Array,
+    rate_sum: F64Array,
+    bound: F64Array,
+    weights: F64Array,
+    own: F64Array,
+    decay: float,
+    clip: float,
     restart: float,
-    out: F64Array,
+    yhat: F64Array,
 ) -> None:
-    """Every expert's forecast of a wave's next K values, into ``out (n, K, E)``.
+    """Learn a wave's realised errors, then issue and mix its experts' new forecasts.
 
-    Experts, in order: the model's own forecast ``model (n, K)``; the last value; each
-    season's seasonal naive ``y[t+k-m*ceil(k/m)]`` (``m``: the season in the series' own
-    events, ``rint(season / mean_dt)``; the last value until the history holds it); an
-    exponentially weighted level per rate in ``rates`` (its weight per event); a running
-    median per rate in ``medians`` (it moves ``rate * scale`` towards each value: robust
-    to spikes). Levels and medians are moved on here and written back to
-    ``levels (rows, L + M)``; one left ``restart`` scales away restarts at the
-    value. ``count`` is each event's count before it; its value is not in ``hist_y`` yet.
+    Per event ``i`` (series row ``rows[i]``, ``count[i]`` events before it, value
+    ``y[i]``, scale ``scale[i]``, mean time between events ``mean_dt[i]`` before it)
+    whose change is within ``clip`` scales of the series (``last_y``, ``var`` and the
+    fault ``anchor`` of the table, before the event; inside a fault episode the scale
+    from before it): for each step ``j`` whose forecast was issued ``j + 1`` events ago,
+    the step's regrets move on (``regret``, ``rate_sum``, ``bound``: ``(rows, K, E)``,
+    ``(rows, K, E)``, ``(rows, K)``), from the aggregate's forecast in ``pend_yhat (rows,
+    K, K)`` and the experts' in ``pending (rows, K, P)`` (rings indexed by count % K;
+    the module docstring has a slot's layout).
+
+    Then the experts forecast the next K values, in order: the model's own forecast
+    ``model (n, K)``; the last value; each season's seasonal naive ``y[t+k-m*ceil(k/m)]``
+    (``m``: the season in the series' own events, ``rint(season / mean_dt)``; the last
+    value until the history ``hist_y`` holds it; this event's value is in it already);
+    an exponentially weighted level per rate in ``rates`` (its weight per event); a
+    running median per rate in ``medians`` (it moves ``rate * scale`` towards each
+    value: robust to spikes). Levels and medians move on in ``levels (rows, L + M)``;
+    one left ``restart`` scales away restarts at the value. These forecasts go into the
+    ring, and their mix into ``yhat (n, K)``; ``pooled (K, E)`` are the weights of a step
+    whose regrets are not positive yet. The mix's weights are kept in ``weights (rows, K,
+    E)``, and ``own (rows, K)`` is 1 where they are the series' own, 0 where pooled.
     """
     h = hist_y.shape[1]
-    k = model.shape[1]
+    k = pend_yhat.shape[1]
     n_seasons = seasons.shape[0]
+    n_rates = rates.shape[0]
+    n_levels = n_rates + medians.shape[0]
+    n_exp = 2 + n_seasons + n_levels
+    at = k * (1 + n_seasons)  # a slot's value, then its levels
+    r = np.empty(n_exp)
+    x = np.empty(n_exp)
+    q = np.empty(n_exp)
+    # Each series' state as flat rows, to read the next event's ahead (below).
+    n_all = k * n_exp
+    regret_rows = regret.reshape((regret.shape[0], n_all))
+    rate_rows = rate_sum.reshape((rate_sum.shape[0], n_all))
+    weight_rows = weights.reshape((weights.shape[0], n_all))
+    pending_rows = pending.reshape((pending.shape[0], k * pending.shape[2]))
+    sink = 0.0
     for i in range(rows.shape[0]):
-        r = rows[i]
+        # One number per cache line of the next event's series state, read now: its
+        # cache misses overlap this event's arithmetic instead of stalling the next
+        # (10,000 series do not stay in cache between waves: 10% off this kernel there).
+        if i + 1 < rows.shape[0]:
+            nxt = rows[i + 1]
+            for f in range(0, n_all, 8):
+                sink += regret_rows[nxt, f] + rate_rows[nxt, f] + weight_rows[nxt, f]
+            for f in range(0, pending_rows.shape[1], 8):
+                sink += pending_rows[nxt, f]
+        row = rows[i]
         c = count[i]
-        v = value[i]
-        oldest = c - min(c, h - 1)
+        v = y[i]
+        s = scale[i]
+        # A value past any real spike (a sensor gone wild, or back from it) says nothing
+        # about the experts on normal data; learning from it held the weights for good.
+        normal = anchor[row] if anchor[row] > 0.0 else var[row]
+        wild = c > 1 and not abs(v - last_y[row]) <= clip * math.sqrt(normal)
+        cap = clip * s  # losses are capped here (see the module docstring)
+        slot = c % k
+        for j in range(0 if wild else min(k, c)):
+            slot = slot - 1 if slot > 0 else k - 1  # step j's was issued j + 1 events ago
+            p = pend_yhat[row, slot, j]
+            miss = abs(p - v)
+            lp = min(miss, cap)
+            # The capped loss is flat past the cap: no gradient there.
+            g = 0.0 if not miss < cap else (1.0 if p > v else (-1.0 if p < v else 0.0))
+            _read_experts(pending, row, slot, j, k, n_seasons, x)
+            largest = bound[row, j]
+            for e in range(n_exp):
+                lin = min(cap, max(-cap, g * (p - x[e])))
+                re = (lin + lp - min(abs(x[e] - v), cap)) / (2.0 * s)
+                re = re if math.isfinite(re) else 0.0  # a forecast past float range
+                r[e] = re
+                regret[row, j, e] = decay * regret[row, j, e] + re
+                if re * re > largest:
+                    largest = re * re
+            grow = largest - bound[row, j]
+            for e in range(n_exp):
+                rate_sum[row, j, e] = decay * rate_sum[row, j, e] + r[e] * r[e] + grow
+            bound[row, j] = largest
+        # This event's forecasts, into the slot of the one issued K events ago (scored).
+        slot = c % k
         for j in range(k):
-            out[i, j, 0] = model[i, j]
-            out[i, j, 1] = v
+            pending[row, slot, j] = model[i, j]
+        oldest = c - min(c, h - 1)
         for si in range(n_seasons):
             m = season_events(seasons[si], mean_dt[i])
             for step in range(1, k + 1):
@@ -219,20 +233,80 @@ def expert_forecasts(
                 src = c + step - back
                 past = v
                 if m > 0 and src >= oldest and src < c:
-                    past = hist_y[r, src % h]
-                out[i, step - 1, 2 + si] = past
-        n_rates = rates.shape[0]
-        for li in range(n_rates + medians.shape[0]):
-            prev = levels[r, li]
+                    past = hist_y[row, src % h]
+                pending[row, slot, k + (step - 1) * n_seasons + si] = past
+        pending[row, slot, at] = v
+        x[1] = v
+        for li in range(n_levels):
+            prev = levels[row, li]
             if li < n_rates:
                 level = prev + rates[li] * (v - prev)
             else:
                 sign = 1.0 if v > prev else (-1.0 if v < prev else 0.0)
-                level = prev + medians[li - n_rates] * scale[i] * sign
+                level = prev + medians[li - n_rates] * s * sign
             # A level left far away (by a fault: ``restart`` scales) starts again here
             # rather than crawl back at its rate for thousands of events.
-            if c == 0 or not abs(v - prev) <= restart * scale[i]:
+            if c == 0 or not abs(v - prev) <= restart * s:
                 level = v
-            levels[r, li] = level
-            for j in range(k):
-                out[i, j, 2 + n_seasons + li] = level
+            levels[row, li] = level
+            pending[row, slot, at + 1 + li] = level
+            x[2 + n_seasons + li] = level
+        # The mix, from this event's forecasts at hand: the last value's and the levels'
+        # are the same at every step. The weights are kept for the pooling.
+        for j in range(k):
+            x[0] = model[i, j]
+            for si in range(n_seasons):
+                x[2 + si] = pending[row, slot, k + j * n_seasons + si]
+            total = 0.0
+            for e in range(n_exp):
+                q[e] = _quotient(regret[row, j, e], rate_sum[row, j, e])
+                total += q[e]
+            mine = total > 0.0 and math.isfinite(total)
+            own[row, j] = 1.0 if mine else 0.0
+            mix = 0.0
+            for e in range(n_exp):
+                w = q[e] / total if mine else pooled[j, e]
+                weights[row, j, e] = w
+                mix += w * x[e]
+            yhat[i, j] = mix
+    if sink == 1.5e300:  # never: keeps the reads ahead from being optimised away
+        yhat[0, 0] = sink
+
+
+@jit
+def pool_weights(
+    rows: I64Array, count: I64Array, weights: F64Array, own: F64Array, pooled: F64Array
+) -> None:
+    """Replace ``pooled (K, E)`` by the mean weights of the series that have their own.
+
+    Per step, the series (``rows``, in row order) whose regrets are positive count:
+    their latest weights ``weights (rows, K, E)`` where ``own (rows, K)`` is 1 (see
+    :func:`aggregate_wave`); a step none of them has keeps its pooled weights.
+    """
+    k, n_exp = pooled.shape
+    acc = np.zeros((k, n_exp))
+    seen = np.zeros(k)
+    for i in range(rows.shape[0]):
+        row = rows[i]
+        if count[row] <= k:
+            continue
+        for j in range(k):
+            if own[row, j] > 0.0:
+                seen[j] += 1.0
+                for e in range(n_exp):
+                    acc[j, e] += weights[row, j, e]
+    for j in range(k):
+        if seen[j] > 0.0:
+            for e in range(n_exp):
+                pooled[j, e] = acc[j, e] / seen[j]
+
+
+@jit
+def series_weights(
+    regret: F64Array, rate_sum: F64Array, row: int, pooled: F64Array, out: F64Array
+) -> None:
+    """The weights ``out (K, E)`` of row ``row``'s next forecast (pooled where it has none)."""
+    w = np.empty(out.shape[1])
+    for j in range(out.shape[0]):
+        mlpoly_weights(regret, rate_sum, row, j, pooled, w)
+        out[j] = w

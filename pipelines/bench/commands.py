@@ -129,22 +129,25 @@ def bench_scale(as_json: bool, quick: bool) -> None:
         return
     cells = [
         (f"{r['series']:,}", name, f"{r['us_per_event']:.2f}",
-         f"{r.get('cost_vs_no_aggregation', 1.0):.2f}x", f"{r['bytes_per_series']:,}",
+         f"{r.get('cost_vs_no_aggregation', 1.0):.2f}x", f"{r['cpu_us_per_event']:.2f}",
+         f"{r.get('cpu_cost_vs_no_aggregation', 1.0):.2f}x", f"{r['bytes_per_series']:,}",
          f"{r['state_mb']:.0f}", f"{r['max_rss_mb']:.0f}")
         for plain, mixed in zip(result["rows"], result["aggregation_rows"], strict=True)
         for name, r in (("none", plain), ("mlpoly", mixed))
     ]  # fmt: skip
     table = report_table(
         f"Per-event cost as series grow (batches of {result['batch']:,} events)",
-        ("series", "aggregation", "us/event", "vs none", "bytes/series", "state MB", "max RSS MB"),
+        ("series", "aggregation", "us/event", "vs none", "CPU us/event", "CPU vs none",
+         "bytes/series", "state MB", "max RSS MB"),
         left=("aggregation",), rows=cells,
     )  # fmt: skip
     out = wide_console()
     out.print(table)
     ratio = result["cost_ratio_largest_to_smallest"]
     out.print(f"cost per event, largest / smallest (no aggregation): {ratio:.2f}x")
-    agg = result["aggregation_cost_ratio_max"]
-    out.print(f"cost per event with aggregation / without, worst size: {agg:.2f}x (bar: 1.20x)")
+    agg, cpu = result["aggregation_cost_ratio_max"], result["aggregation_cpu_cost_ratio_max"]
+    out.print(f"cost per event with aggregation / without, worst size: {agg:.2f}x elapsed, "
+              f"{cpu:.2f}x CPU (bar: 1.20x)")  # fmt: skip
 
 
 @bench.command("etth1")

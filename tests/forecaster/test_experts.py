@@ -3,6 +3,8 @@ on streams where one expert is best by construction, pooling, and the public acc
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -55,24 +57,33 @@ def reference_mlpoly(x: np.ndarray, y: np.ndarray, scale: np.ndarray, decay: flo
 
 
 def test_kernel_matches_the_plain_reference() -> None:
-    from forecaster.core.aggregate import aggregate_wave
+    from forecaster.core.aggregate import aggregate_wave, pending_size
 
+    # Three experts: the model's forecasts (any numbers), the last value and one EWMA,
+    # which the kernel issues itself and keeps in its ring.
     rng = np.random.default_rng(3)
-    n, e, k = 300, 4, 1
+    n, k, rate = 300, 1, 0.3
     y = np.cumsum(rng.normal(size=n))
-    x = y[:, None] + rng.normal(scale=[0.1, 0.5, 1.0, 2.0], size=(n, e))
+    model = y + rng.normal(scale=0.5, size=n)
     scale = np.abs(rng.normal(size=n)) + 0.5
+    ewma = np.empty(n)
+    for t in range(n):
+        ewma[t] = y[0] if t == 0 else ewma[t - 1] + rate * (y[t] - ewma[t - 1])
+    x = np.column_stack([model, y, ewma])
+    e = x.shape[1]
     pooled = np.zeros((k, e))
     pooled[0, 0] = 1.0
-    pend_yhat, pend_exp = np.zeros((1, k, k)), np.zeros((1, k, k, e))
+    pend_yhat, pending = np.zeros((1, k, k)), np.zeros((1, k, pending_size(k, 0, 1)))
     regret, rates, bound = np.zeros((1, k, e)), np.zeros((1, k, e)), np.zeros((1, k))
+    weights, own, levels = np.zeros((1, k, e)), np.zeros((1, k)), np.zeros((1, 1))
     got = np.empty(n)
     for t in range(n):
         out = np.empty((1, k))
         aggregate_wave(np.array([0]), np.array([t]), y[t : t + 1], scale[t : t + 1],
-                       np.zeros(1), np.full(1, 1e6), np.zeros(1), x[t].reshape(1, k, e),
-                       pooled, pend_yhat, pend_exp, regret, rates, bound, 0.99, CAP,
-                       out)  # fmt: skip
+                       np.ones(1), np.zeros(1), np.full(1, 1e6), np.zeros(1), np.zeros((1, 8)),
+                       model[t : t + 1, None], np.zeros(0), np.array([rate]), np.zeros(0),
+                       levels, pooled, pend_yhat, pending, regret, rates, bound, weights, own,
+                       0.99, CAP, 1e300, out)  # fmt: skip
         pend_yhat[0, 0, 0] = out[0, 0]  # what the stream model stores as issued
         got[t] = out[0, 0]
     np.testing.assert_allclose(got, reference_mlpoly(x, y, scale, 0.99), rtol=1e-12, atol=1e-12)
@@ -159,6 +170,34 @@ def test_pooling_points_do_not_depend_on_batching_and_survive_snapshots() -> Non
     twin = OnlineForecaster.restore(c.snapshot())
     assert_same(stacked(feed(c, tail, [64])), stacked(feed(twin, tail, [64])))
     np.testing.assert_array_equal(c.expert_weights(), twin.expert_weights())
+
+
+def as_format_2(snapshot: bytes) -> bytes:
+    """A snapshot as format 2 wrote it: aggregation's ring under its old name."""
+    with np.load(io.BytesIO(snapshot)) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(arrays["meta"].tobytes().decode())
+    meta["format"] = 2
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    if "table.agg_pending" in arrays:
+        arrays["table.pend_exp"] = arrays.pop("table.agg_pending")
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_a_format_2_snapshot_with_aggregation_is_refused_by_name() -> None:
+    ts = np.arange(40) * HOUR
+    for aggregation in ("mlpoly", "none"):
+        model = OnlineForecaster(replace(FAST, aggregation=aggregation))
+        model.learn(["s"] * ts.size, ts, np.sin(ts / DAY))
+        old = as_format_2(model.snapshot())
+        if aggregation == "none":  # the same layout as format 3: still read
+            twin = OnlineForecaster.restore(old)
+            np.testing.assert_array_equal(twin.forecast(["s"]), model.forecast(["s"]))
+        else:
+            with pytest.raises(ValueError, match="format 2 holds expert aggregation state"):
+                OnlineForecaster.restore(old)
 
 
 def test_accessors_name_their_errors() -> None:

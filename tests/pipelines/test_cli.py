@@ -58,6 +58,10 @@ def test_bench_scale_quick_reports_memory_and_cost_ratio() -> None:
         assert agg["cost_vs_no_aggregation"] == pytest.approx(
             agg["us_per_event"] / plain["us_per_event"]
         )
+        # CPU time beside elapsed time: the figure a shared machine moves less.
+        assert agg["cpu_cost_vs_no_aggregation"] == pytest.approx(
+            agg["cpu_us_per_event"] / plain["cpu_us_per_event"]
+        )
 
 
 def test_accuracy_runner_scores_a_recording_beside_the_baselines_and_river() -> None:
