@@ -21,13 +21,14 @@ pytestmark = pytest.mark.kafka
 
 HOUR_MS = 3_600_000
 # (series, hour) -> the jump added to its value: 40 times the scale of its hourly changes,
-# after the model has counted over a thousand errors (its 99.9% band exists).
-SPIKES = {("sensor-001", 350): 8.0, ("sensor-004", 400): -8.0, ("sensor-002", 420): 8.0}
+# after the model has counted 5,000 errors. (A 99.9% band of 1,000 errors, the least
+# that gives one, is their largest: the first spike, counted, would set the next one's.)
+SPIKES = {("sensor-001", 850): 8.0, ("sensor-004", 900): -8.0, ("sensor-002", 920): 8.0}
 
 
 def spiked_events() -> list[tuple[bytes, bytes]]:
     out = []
-    for key, value in sensor_events(n_series=6, per_series=450, seed=7):
+    for key, value in sensor_events(n_series=6, per_series=1000, seed=7):
         doc = orjson.loads(value)
         hour = (doc["ts"] - T0_MS) // HOUR_MS
         doc["value"] += SPIKES.get((doc["series"], hour), 0.0)
