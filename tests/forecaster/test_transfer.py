@@ -16,7 +16,7 @@ def test_the_pooled_weights_handed_on_are_the_series_weights_at_the_hand_over() 
     # Fewer events than the pooling interval: the model itself has pooled nothing yet.
     n = POOL_EVERY // 2
     rng = np.random.default_rng(7)
-    ts = np.arange(n) * HOUR
+    ts = np.arange(n, dtype=np.float64) * HOUR
     y = np.asarray(10 + np.sin(2 * np.pi * ts / DAY) + 0.2 * rng.standard_normal(n), np.float64)
     model = OnlineForecaster(replace(FAST, retrain_every=0, first_retrain=0))
     model.learn(["s"] * n, ts, y)
