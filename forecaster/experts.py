@@ -103,6 +103,17 @@ class Experts:
         """Recompute the pooled weights from every series' own (every POOL_EVERY events)."""
         pool_weights(tab.active_rows(), tab.count, tab.agg_weights, tab.agg_own, self.pooled)
 
+    def pooled_now(self, tab: SeriesTable) -> F64Array:
+        """The pooled weights as :meth:`pool` would make them now: a copy, nothing changes.
+
+        What a model hands on (``forecaster.transfer``): the weights of its series as they
+        are, not as they were at the last multiple of POOL_EVERY events (none at all for a
+        history shorter than that).
+        """
+        out = self.pooled.copy()
+        pool_weights(tab.active_rows(), tab.count, tab.agg_weights, tab.agg_own, out)
+        return out
+
     def weights(self, tab: SeriesTable, row: int) -> F64Array:
         """The weights ``(K, E)`` a series' next forecast uses."""
         out = np.empty((self.horizon, len(self.names)))

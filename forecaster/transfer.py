@@ -40,14 +40,16 @@ STRUCTURE = (
 def transferable(model: OnlineForecaster) -> dict[str, np.ndarray]:
     """The arrays a new model starts from (copies; see the module docstring).
 
-    ``pooled`` is there only with expert aggregation.
+    ``pooled`` is there only with expert aggregation: the mean weights of the model's
+    series as they are now (recomputed here, the model unchanged), so a history shorter
+    than the pooling interval still hands on what its series learned.
     """
     out = {
         "params": model.params, "opt_state": model.opt_state, "blend": model.blend,
         "blend_losses": model.blend_losses, "q": model.q,
     }  # fmt: skip
     if model.experts is not None:
-        out["pooled"] = model.experts.pooled
+        out["pooled"] = model.experts.pooled_now(model.table)
     return {k: np.array(v, dtype=np.float64, copy=True) for k, v in out.items()}
 
 
