@@ -29,6 +29,11 @@ the cap, and the linear term is clipped alike), and a value whose change is past
 ``clip`` scales is not learned from at all: ``clip`` is far beyond any real spike and
 far below a sensor gone wild (+-1e90), whose errors, learned, outweighed thousands of
 normal events and held the weights for good.
+Each instantaneous regret is then clipped to ``+-regret_cap``, so no one event counts for
+more than that many scales: ML-Poly's guarantee is for bounded losses, and a spike of
+100 scales (one in ec2_network_in, a thousand times its base) otherwise handed its weight
+to whichever experts happened to forecast high that moment, for the next thousand events
+(+12 there 12% behind the last value; with the clip, equal to it).
 ``R`` and ``S`` are discounted by ``decay`` before each update, so old evidence fades
 (the GRU improves as it retrains, and streams change regime). While no expert has
 positive regret (a new series), the weights are the pooled ones given.
@@ -38,8 +43,8 @@ Only the model's and the seasonal naive forecasts differ between steps: the last
 and every level forecast the same number at every step. So a slot holds, per event,
 the model's K forecasts, the seasonal naives' K * S (step-major), the value and the
 L + M levels (:func:`pending_size`), and the expert forecasts are read back from it:
-the same numbers as storing each step's E forecasts (23 numbers a slot instead of 144
-with 12 steps, 7 EWMAs and 3 medians).
+the same numbers as storing each step's E forecasts (with 12 steps, one season, three
+EWMAs and two medians: 30 numbers a slot instead of 12 x 8).
 
 Each series also keeps the weights of its latest mix and which steps' are its own, so
 the pooling (:func:`pool_weights`) adds them up instead of working them out again:
@@ -137,6 +142,7 @@ def aggregate_wave(
     decay: float,
     clip: float,
     restart: float,
+    regret_cap: float,
     yhat: F64Array,
 ) -> None:
     """Learn a wave's realised errors, then issue and mix its experts' new forecasts.
@@ -158,7 +164,8 @@ def aggregate_wave(
     an exponentially weighted level per rate in ``rates`` (its weight per event); a
     running median per rate in ``medians`` (it moves ``rate * scale`` towards each
     value: robust to spikes). Levels and medians move on in ``levels (rows, L + M)``;
-    one left ``restart`` scales away restarts at the value. These forecasts go into the
+    one left ``restart`` scales away restarts at the value. Each instantaneous regret
+    is clipped to ``+-regret_cap`` (module docstring). These forecasts go into the
     ring, and their mix into ``yhat (n, K)``; ``pooled (K, E)`` are the weights of a step
     whose regrets are not positive yet. The mix's weights are kept in ``weights (rows, K,
     E)``, and ``own (rows, K)`` is 1 where they are the series' own, 0 where pooled.
@@ -213,6 +220,7 @@ def aggregate_wave(
                 lin = min(cap, max(-cap, g * (p - x[e])))
                 re = (lin + lp - min(abs(x[e] - v), cap)) / (2.0 * s)
                 re = re if math.isfinite(re) else 0.0  # a forecast past float range
+                re = min(regret_cap, max(-regret_cap, re))
                 r[e] = re
                 regret[row, j, e] = decay * regret[row, j, e] + re
                 if re * re > largest:
