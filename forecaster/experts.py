@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 # start from recent evidence, rare enough that a fleet's cost is negligible (one pass
 # over every series' weights, about 1 ns per series and event at 10,000 series).
 POOL_EVERY = 1024
+# ...and in a fleet of more series than this, at the multiples of POOL_EVERY that fall
+# about every POOL_SERIES-th of its series' count of events: a pooling reads every series,
+# so its cost per event stays flat however many there are (at 10,000 series, every 39th
+# multiple: each series has had about four events since the last).
+POOL_SERIES = 256
 # Scales past which an expert's loss counts no more, a change is not learned from, and a
 # running level restarts (core/aggregate.py): far beyond any real spike (spikes of 100
 # scales taught the running medians their worth on a spiky ops stream, and a bound of 64
@@ -77,8 +82,7 @@ class Experts:
     def shapes(self) -> Shapes:
         """Per-series fields of the aggregation (``core/aggregate.py`` has their layout).
 
-        Pending expert forecasts, regrets, rates, bounds, the latest weights and which
-        steps' are the series' own, and levels.
+        Pending expert forecasts, regrets, rates, bounds and levels.
         """
         k, e = self.horizon, len(self.names)
         n_levels = self.rates.size + self.medians.size
@@ -87,8 +91,6 @@ class Experts:
             "agg_regret": (k, e),
             "agg_rate": (k, e),
             "agg_bound": (k,),
-            "agg_weights": (k, e),
-            "agg_own": (k,),
             "agg_levels": (self.rates.size + self.medians.size,),
         }
 
@@ -99,13 +101,23 @@ class Experts:
         aggregate_wave(w.rows, w.count, w.value, w.scale, w.mean_dt, a["last_y"], a["var"],
                        a["anchor"], a["hist_y"], model, self.seasons, self.rates, self.medians,
                        a["agg_levels"], self.pooled, a["pend_yhat"], a["agg_pending"],
-                       a["agg_regret"], a["agg_rate"], a["agg_bound"], a["agg_weights"],
-                       a["agg_own"], self.decay, LOSS_CAP, LOSS_CAP, REGRET_CAP, out)  # fmt: skip
+                       a["agg_regret"], a["agg_rate"], a["agg_bound"], self.decay, LOSS_CAP,
+                       LOSS_CAP, REGRET_CAP, out)  # fmt: skip
         return out
 
+    @staticmethod
+    def pool_due(n_events: int, n_series: int) -> bool:
+        """Whether the pooled weights are recomputed after ``n_events`` events.
+
+        A function of event and series counts alone, so results do not depend on batching.
+        """
+        if n_events % POOL_EVERY:
+            return False
+        return (n_events // POOL_EVERY) % max(1, n_series // POOL_SERIES) == 0
+
     def pool(self, tab: SeriesTable) -> None:
-        """Recompute the pooled weights from every series' own (every POOL_EVERY events)."""
-        pool_weights(tab.active_rows(), tab.count, tab.agg_weights, tab.agg_own, self.pooled)
+        """Recompute the pooled weights from every series' own (when :meth:`pool_due`)."""
+        pool_weights(tab.active_rows(), tab.count, tab.agg_regret, tab.agg_rate, self.pooled)
 
     def pooled_now(self, tab: SeriesTable) -> F64Array:
         """The pooled weights as :meth:`pool` would make them now: a copy, nothing changes.
@@ -115,7 +127,7 @@ class Experts:
         history shorter than that).
         """
         out = self.pooled.copy()
-        pool_weights(tab.active_rows(), tab.count, tab.agg_weights, tab.agg_own, out)
+        pool_weights(tab.active_rows(), tab.count, tab.agg_regret, tab.agg_rate, out)
         return out
 
     def weights(self, tab: SeriesTable, row: int) -> F64Array:

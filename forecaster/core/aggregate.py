@@ -46,10 +46,10 @@ L + M levels (:func:`pending_size`), and the expert forecasts are read back from
 the same numbers as storing each step's E forecasts (with 12 steps, one season, three
 EWMAs and two medians: 30 numbers a slot instead of 12 x 8).
 
-Each series also keeps the weights of its latest mix and which steps' are its own, so
-the pooling (:func:`pool_weights`) adds them up instead of working them out again:
-the same numbers, since the regrets have not moved since. Kernels index the tables
-directly: an array view made per event and step cost more than its arithmetic.
+The mix's weights are not stored: the pooling (:func:`pool_weights`) works them out
+again from the regrets, which is cheaper than writing K x E numbers per event for a
+pooling that runs every few events per series. Kernels index the tables directly: an
+array view made per event and step cost more than its arithmetic.
 """
 
 from __future__ import annotations
@@ -93,8 +93,9 @@ def mlpoly_weights(
     for e in range(n_exp):
         total += out[e]
     if total > 0.0 and math.isfinite(total):
+        inv = 1.0 / total  # as the mix in aggregate_wave: one division, not E
         for e in range(n_exp):
-            out[e] = out[e] / total
+            out[e] = out[e] * inv
         return True
     for e in range(n_exp):
         out[e] = pooled[j, e]
@@ -137,8 +138,6 @@ def aggregate_wave(
     regret: F64Array,
     rate_sum: F64Array,
     bound: F64Array,
-    weights: F64Array,
-    own: F64Array,
     decay: float,
     clip: float,
     restart: float,
@@ -167,8 +166,7 @@ def aggregate_wave(
     one left ``restart`` scales away restarts at the value. Each instantaneous regret
     is clipped to ``+-regret_cap`` (module docstring). These forecasts go into the
     ring, and their mix into ``yhat (n, K)``; ``pooled (K, E)`` are the weights of a step
-    whose regrets are not positive yet. The mix's weights are kept in ``weights (rows, K,
-    E)``, and ``own (rows, K)`` is 1 where they are the series' own, 0 where pooled.
+    whose regrets are not positive yet.
     """
     h = hist_y.shape[1]
     k = pend_yhat.shape[1]
@@ -184,7 +182,6 @@ def aggregate_wave(
     n_all = k * n_exp
     regret_rows = regret.reshape((regret.shape[0], n_all))
     rate_rows = rate_sum.reshape((rate_sum.shape[0], n_all))
-    weight_rows = weights.reshape((weights.shape[0], n_all))
     pending_rows = pending.reshape((pending.shape[0], k * pending.shape[2]))
     sink = 0.0
     for i in range(rows.shape[0]):
@@ -194,7 +191,7 @@ def aggregate_wave(
         if i + 1 < rows.shape[0]:
             nxt = rows[i + 1]
             for f in range(0, n_all, 8):
-                sink += regret_rows[nxt, f] + rate_rows[nxt, f] + weight_rows[nxt, f]
+                sink += regret_rows[nxt, f] + rate_rows[nxt, f]
             for f in range(0, pending_rows.shape[1], 8):
                 sink += pending_rows[nxt, f]
         row = rows[i]
@@ -206,6 +203,7 @@ def aggregate_wave(
         normal = anchor[row] if anchor[row] > 0.0 else var[row]
         wild = c > 1 and not abs(v - last_y[row]) <= clip * math.sqrt(normal)
         cap = clip * s  # losses are capped here (see the module docstring)
+        half = 0.5 / s  # one division an event, not one per expert and step
         slot = c % k
         for j in range(0 if wild else min(k, c)):
             slot = slot - 1 if slot > 0 else k - 1  # step j's was issued j + 1 events ago
@@ -218,7 +216,7 @@ def aggregate_wave(
             largest = bound[row, j]
             for e in range(n_exp):
                 lin = min(cap, max(-cap, g * (p - x[e])))
-                re = (lin + lp - min(abs(x[e] - v), cap)) / (2.0 * s)
+                re = (lin + lp - min(abs(x[e] - v), cap)) * half
                 re = re if math.isfinite(re) else 0.0  # a forecast past float range
                 re = min(regret_cap, max(-regret_cap, re))
                 r[e] = re
@@ -260,7 +258,7 @@ def aggregate_wave(
             pending[row, slot, at + 1 + li] = level
             x[2 + n_seasons + li] = level
         # The mix, from this event's forecasts at hand: the last value's and the levels'
-        # are the same at every step. The weights are kept for the pooling.
+        # are the same at every step.
         for j in range(k):
             x[0] = model[i, j]
             for si in range(n_seasons):
@@ -270,12 +268,10 @@ def aggregate_wave(
                 q[e] = _quotient(regret[row, j, e], rate_sum[row, j, e])
                 total += q[e]
             mine = total > 0.0 and math.isfinite(total)
-            own[row, j] = 1.0 if mine else 0.0
             mix = 0.0
+            inv = 1.0 / total if mine else 0.0
             for e in range(n_exp):
-                w = q[e] / total if mine else pooled[j, e]
-                weights[row, j, e] = w
-                mix += w * x[e]
+                mix += (q[e] * inv if mine else pooled[j, e]) * x[e]
             yhat[i, j] = mix
     if sink == 1.5e300:  # never: keeps the reads ahead from being optimised away
         yhat[0, 0] = sink
@@ -283,26 +279,27 @@ def aggregate_wave(
 
 @jit
 def pool_weights(
-    rows: I64Array, count: I64Array, weights: F64Array, own: F64Array, pooled: F64Array
+    rows: I64Array, count: I64Array, regret: F64Array, rate_sum: F64Array, pooled: F64Array
 ) -> None:
     """Replace ``pooled (K, E)`` by the mean weights of the series that have their own.
 
-    Per step, the series (``rows``, in row order) whose regrets are positive count:
-    their latest weights ``weights (rows, K, E)`` where ``own (rows, K)`` is 1 (see
-    :func:`aggregate_wave`); a step none of them has keeps its pooled weights.
+    Per step, the series (``rows``, in row order, past their first K events) whose
+    regrets (``regret``, ``rate_sum``: ``(rows, K, E)``) are positive count, with the
+    weights their next forecast mixes by; a step none of them has keeps its pooled weights.
     """
     k, n_exp = pooled.shape
     acc = np.zeros((k, n_exp))
     seen = np.zeros(k)
+    w = np.empty(n_exp)
     for i in range(rows.shape[0]):
         row = rows[i]
         if count[row] <= k:
             continue
         for j in range(k):
-            if own[row, j] > 0.0:
+            if mlpoly_weights(regret, rate_sum, row, j, pooled, w):
                 seen[j] += 1.0
                 for e in range(n_exp):
-                    acc[j, e] += weights[row, j, e]
+                    acc[j, e] += w[e]
     for j in range(k):
         if seen[j] > 0.0:
             for e in range(n_exp):

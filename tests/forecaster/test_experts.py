@@ -76,14 +76,14 @@ def test_kernel_matches_the_plain_reference() -> None:
     pooled[0, 0] = 1.0
     pend_yhat, pending = np.zeros((1, k, k)), np.zeros((1, k, pending_size(k, 0, 1)))
     regret, rates, bound = np.zeros((1, k, e)), np.zeros((1, k, e)), np.zeros((1, k))
-    weights, own, levels = np.zeros((1, k, e)), np.zeros((1, k)), np.zeros((1, 1))
+    levels = np.zeros((1, 1))
     got = np.empty(n)
     for t in range(n):
         out = np.empty((1, k))
         aggregate_wave(np.array([0]), np.array([t]), y[t : t + 1], scale[t : t + 1],
                        np.ones(1), np.zeros(1), np.full(1, 1e6), np.zeros(1), np.zeros((1, 8)),
                        model[t : t + 1, None], np.zeros(0), np.array([rate]), np.zeros(0),
-                       levels, pooled, pend_yhat, pending, regret, rates, bound, weights, own,
+                       levels, pooled, pend_yhat, pending, regret, rates, bound,
                        0.99, CAP, 1e300, RCAP, out)  # fmt: skip
         pend_yhat[0, 0, 0] = out[0, 0]  # what the stream model stores as issued
         got[t] = out[0, 0]
