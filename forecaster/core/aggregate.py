@@ -93,9 +93,8 @@ def mlpoly_weights(
     for e in range(n_exp):
         total += out[e]
     if total > 0.0 and math.isfinite(total):
-        inv = 1.0 / total  # as the mix in aggregate_wave: one division, not E
         for e in range(n_exp):
-            out[e] = out[e] * inv
+            out[e] = out[e] / total
         return True
     for e in range(n_exp):
         out[e] = pooled[j, e]
@@ -203,7 +202,6 @@ def aggregate_wave(
         normal = anchor[row] if anchor[row] > 0.0 else var[row]
         wild = c > 1 and not abs(v - last_y[row]) <= clip * math.sqrt(normal)
         cap = clip * s  # losses are capped here (see the module docstring)
-        half = 0.5 / s  # one division an event, not one per expert and step
         slot = c % k
         for j in range(0 if wild else min(k, c)):
             slot = slot - 1 if slot > 0 else k - 1  # step j's was issued j + 1 events ago
@@ -216,7 +214,7 @@ def aggregate_wave(
             largest = bound[row, j]
             for e in range(n_exp):
                 lin = min(cap, max(-cap, g * (p - x[e])))
-                re = (lin + lp - min(abs(x[e] - v), cap)) * half
+                re = (lin + lp - min(abs(x[e] - v), cap)) / (2.0 * s)
                 re = re if math.isfinite(re) else 0.0  # a forecast past float range
                 re = min(regret_cap, max(-regret_cap, re))
                 r[e] = re
@@ -269,9 +267,8 @@ def aggregate_wave(
                 total += q[e]
             mine = total > 0.0 and math.isfinite(total)
             mix = 0.0
-            inv = 1.0 / total if mine else 0.0
             for e in range(n_exp):
-                mix += (q[e] * inv if mine else pooled[j, e]) * x[e]
+                mix += (q[e] / total if mine else pooled[j, e]) * x[e]
             yhat[i, j] = mix
     if sink == 1.5e300:  # never: keeps the reads ahead from being optimised away
         yhat[0, 0] = sink
