@@ -216,4 +216,3 @@ def test_expert_names_follow_the_config() -> None:
     assert OnlineForecaster(cfg).expert_names == [
         "model", "last", "season:3600", "season:86400", "ewma:0.5", "median:0.1", "median:0.3",
     ]  # fmt: skip
-
