@@ -48,8 +48,8 @@ POOL_SERIES = 256
 # scales hid it), far below a sensor gone wild (1e90).
 LOSS_CAP = 1000.0
 # Scales one event's regret counts for at most (core/aggregate.py). Chosen on the
-# 18-stream panel by replaying the GRU's logged forecasts: 7 to 20 all keep every +12
-# forecast within 1.4% of its best naive baseline, and 10 sits in that range's middle.
+# 18-stream panel by replaying the GRU's logged forecasts (CHANGELOG, 2026-11-30): 7 to
+# 20 all keep every +12 forecast within 1.4% of its best naive baseline; 10 is the middle.
 REGRET_CAP = 10.0
 
 
