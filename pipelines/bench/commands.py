@@ -138,7 +138,7 @@ def bench_scale(as_json: bool, quick: bool) -> None:
     table = report_table(
         f"Per-event cost as series grow (batches of {result['batch']:,} events)",
         ("series", "aggregation", "us/event", "vs none", "CPU us/event", "CPU vs none",
-         "bytes/series", "state MB", "max RSS MB"),
+         "bytes/series", "state MB", "max RSS MB (both)"),
         left=("aggregation",), rows=cells,
     )  # fmt: skip
     out = wide_console()
