@@ -14,8 +14,8 @@ rule). The experts, per step ahead:
   value (spiky ops metrics, where the median beats every mean).
 
 Weights are per series and per step. A series starts from its partition's pooled
-weights (the mean weights of the series that have their own), recomputed every
-:data:`POOL_EVERY` events, a fixed count, so results do not depend on batching.
+weights (the mean weights of the series that have their own), recomputed at fixed
+event counts (:meth:`Experts.pool_due`), so results do not depend on batching.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ if TYPE_CHECKING:
 
 
 # Events between recomputations of the pooled weights: often enough for a new series to
-# start from recent evidence, rare enough that a fleet's cost is negligible (one pass
-# over every series' weights, about 1 ns per series and event at 10,000 series).
+# start from recent evidence. Each one reads every series' regrets.
 POOL_EVERY = 1024
 # ...and in a fleet of more series than this, at the multiples of POOL_EVERY that fall
 # about every POOL_SERIES-th of its series' count of events: a pooling reads every series,
@@ -91,7 +90,7 @@ class Experts:
             "agg_regret": (k, e),
             "agg_rate": (k, e),
             "agg_bound": (k,),
-            "agg_levels": (self.rates.size + self.medians.size,),
+            "agg_levels": (n_levels,),
         }
 
     def forecast(self, tab: SeriesTable, w: Wave, model: F64Array) -> F64Array:
@@ -117,7 +116,7 @@ class Experts:
 
     def pool(self, tab: SeriesTable) -> None:
         """Recompute the pooled weights from every series' own (when :meth:`pool_due`)."""
-        pool_weights(tab.active_rows(), tab.count, tab.agg_regret, tab.agg_rate, self.pooled)
+        self.pooled = self.pooled_now(tab)
 
     def pooled_now(self, tab: SeriesTable) -> F64Array:
         """The pooled weights as :meth:`pool` would make them now: a copy, nothing changes.

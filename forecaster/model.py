@@ -185,7 +185,7 @@ class OnlineForecaster(StreamModel):
 
     def _after_cut(self, last_ts: float) -> None:
         n, schedule = self.n_events, self.schedule
-        if self.experts is not None and self.experts.pool_due(n, len(self.table.index)):
+        if self.experts is not None and self.experts.pool_due(n, len(self.table)):
             self.experts.pool(self.table)
         if schedule.drift is not None:
             schedule.drift.flush()  # this cut's errors, in arrival order
