@@ -38,9 +38,10 @@ if TYPE_CHECKING:
 POOL_EVERY = 1024
 # ...and in a fleet of more series than this, at the multiples of POOL_EVERY that fall
 # about every POOL_SERIES-th of its series' count of events: a pooling reads every series,
-# so its cost per event stays flat however many there are (at 10,000 series, every 39th
-# multiple: each series has had about four events since the last).
-POOL_SERIES = 256
+# so its cost per event stays flat however many there are (at 10,000 series, every 156th
+# multiple: each series has had about sixteen events since the last; at 256, poolings
+# were 2% of the per-event cost at 1,000 series).
+POOL_SERIES = 64
 # Scales past which an expert's loss counts no more, a change is not learned from, and a
 # running level restarts (core/aggregate.py): far beyond any real spike (spikes of 100
 # scales taught the running medians their worth on a spiky ops stream, and a bound of 64

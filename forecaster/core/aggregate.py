@@ -93,8 +93,9 @@ def mlpoly_weights(
     for e in range(n_exp):
         total += out[e]
     if total > 0.0 and math.isfinite(total):
+        inv = 1.0 / total  # one division, not one an expert: a pooling reads every series
         for e in range(n_exp):
-            out[e] = out[e] / total
+            out[e] = out[e] * inv
         return True
     for e in range(n_exp):
         out[e] = pooled[j, e]
@@ -174,7 +175,6 @@ def aggregate_wave(
     n_levels = n_rates + medians.shape[0]
     n_exp = 2 + n_seasons + n_levels
     at = k * (1 + n_seasons)  # a slot's value, then its levels
-    r = np.empty(n_exp)
     x = np.empty(n_exp)
     q = np.empty(n_exp)
     # Each series' state as flat rows, to read the next event's ahead (below).
@@ -201,6 +201,7 @@ def aggregate_wave(
         # about the experts on normal data; learning from it held the weights for good.
         normal = anchor[row] if anchor[row] > 0.0 else var[row]
         wild = c > 1 and not abs(v - last_y[row]) <= clip * math.sqrt(normal)
+        half_inv = 0.5 / s  # a regret is in half-scales (module docstring)
         cap = clip * s  # losses are capped here (see the module docstring)
         slot = c % k
         for j in range(0 if wild else min(k, c)):
@@ -214,30 +215,35 @@ def aggregate_wave(
             largest = bound[row, j]
             for e in range(n_exp):
                 lin = min(cap, max(-cap, g * (p - x[e])))
-                re = (lin + lp - min(abs(x[e] - v), cap)) / (2.0 * s)
+                re = (lin + lp - min(abs(x[e] - v), cap)) * half_inv
                 re = re if math.isfinite(re) else 0.0  # a forecast past float range
                 re = min(regret_cap, max(-regret_cap, re))
-                r[e] = re
                 regret[row, j, e] = decay * regret[row, j, e] + re
+                # The bound's growth is added below, once it is known.
+                rate_sum[row, j, e] = decay * rate_sum[row, j, e] + re * re
                 if re * re > largest:
                     largest = re * re
             grow = largest - bound[row, j]
             for e in range(n_exp):
-                rate_sum[row, j, e] = decay * rate_sum[row, j, e] + r[e] * r[e] + grow
+                rate_sum[row, j, e] += grow
             bound[row, j] = largest
         # This event's forecasts, into the slot of the one issued K events ago (scored).
         slot = c % k
         for j in range(k):
             pending[row, slot, j] = model[i, j]
         oldest = c - min(c, h - 1)
+        here = c % h  # the ring's slot of this event: lags from it, no division per step
         for si in range(n_seasons):
             m = season_events(seasons[si], mean_dt[i])
-            for step in range(1, k + 1):
-                back = m * ((step + m - 1) // m) if m > 0 else 0
-                src = c + step - back
+            back = m
+            for step in range(1, k + 1):  # back: m * ceil(step / m)
+                if step > back:
+                    back += m
+                d = step - back
                 past = v
-                if m > 0 and src >= oldest and src < c:
-                    past = hist_y[row, src % h]
+                if m > 0 and d < 0 and c + d >= oldest:
+                    at_h = here + d
+                    past = hist_y[row, at_h + h if at_h < 0 else at_h]
                 pending[row, slot, k + (step - 1) * n_seasons + si] = past
         pending[row, slot, at] = v
         x[1] = v
@@ -267,8 +273,13 @@ def aggregate_wave(
                 total += q[e]
             mine = total > 0.0 and math.isfinite(total)
             mix = 0.0
-            for e in range(n_exp):
-                mix += (q[e] / total if mine else pooled[j, e]) * x[e]
+            if mine:  # one division a step, not one an expert
+                for e in range(n_exp):
+                    mix += q[e] * x[e]
+                mix = mix / total
+            else:
+                for e in range(n_exp):
+                    mix += pooled[j, e] * x[e]
             yhat[i, j] = mix
     if sink == 1.5e300:  # never: keeps the reads ahead from being optimised away
         yhat[0, 0] = sink
