@@ -120,11 +120,13 @@ def bench_faults(as_json: bool) -> None:
 @bench.command("scale")
 @json_option
 @click.option("--quick", is_flag=True, help="Two small sizes: a smoke test, not a measurement.")
-def bench_scale(as_json: bool, quick: bool) -> None:
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Side-by-side runs per size; the table shows their medians.")  # fmt: skip
+def bench_scale(as_json: bool, quick: bool, repeat: int) -> None:
     """Per-event cost and memory per series, from 1,000 to 100,000 series."""
     from pipelines.bench import scale
 
-    result = scale.run(quick=quick)
+    result = scale.run(quick=quick, repeat=repeat)
     if print_json(result, as_json):
         return
     cells = [
@@ -146,6 +148,10 @@ def bench_scale(as_json: bool, quick: bool) -> None:
     ratio = result["cost_ratio_largest_to_smallest"]
     out.print(f"cost per event, largest / smallest (no aggregation): {ratio:.2f}x")
     agg, cpu = result["aggregation_cost_ratio_max"], result["aggregation_cpu_cost_ratio_max"]
+    for r in result["aggregation_rows"]:
+        lo, hi = r["cost_vs_no_aggregation_range"]
+        out.print(f"{r['series']:,} series: aggregation / none {r['cost_vs_no_aggregation']:.3f}x "
+                  f"(median of {result['repeat']} runs; range {lo:.3f}-{hi:.3f}x)")  # fmt: skip
     out.print(f"cost per event with aggregation / without, worst size: {agg:.2f}x elapsed, "
               f"{cpu:.2f}x CPU (bar: 1.20x)")  # fmt: skip
 

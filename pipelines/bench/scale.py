@@ -77,8 +77,18 @@ def measure(
     ]
 
 
-def run(events: int = 200_000, batch: int = 5_000, quick: bool = False) -> dict[str, Any]:
-    """Every size without and with aggregation; cost ratios across sizes and between the two."""
+def run(
+    events: int = 200_000, batch: int = 5_000, quick: bool = False, repeat: int = 3
+) -> dict[str, Any]:
+    """Every size without and with aggregation; cost ratios across sizes and between the two.
+
+    Each size is measured ``repeat`` times (each time side by side); a row holds the
+    medians, and the ratio to no aggregation is the median of the runs' ratios (their
+    range beside it): one run's ratio moves by about 0.05x on a shared machine.
+    """
+    if repeat < 1:
+        msg = f"repeat must be at least 1, got {repeat}"
+        raise ValueError(msg)
     cfg = scale_config()
     sizes = SIZES[:2] if quick else SIZES
     if quick:
@@ -86,18 +96,31 @@ def run(events: int = 200_000, batch: int = 5_000, quick: bool = False) -> dict[
     agg = replace(cfg, aggregation="mlpoly")
     rows, agg_rows = [], []
     for n in sizes:  # both models batch by batch in turn: they share the machine's load
-        plain, mixed = measure(n, events, batch, (cfg, agg))
+        runs = [measure(n, events, batch, (cfg, agg)) for _ in range(repeat)]
+        plain, mixed = (_median_row([r[m] for r in runs]) for m in (0, 1))
+        for key, name in (("us_per_event", "cost_vs_no_aggregation"),
+                          ("cpu_us_per_event", "cpu_cost_vs_no_aggregation")):  # fmt: skip
+            ratios = [r[1][key] / r[0][key] for r in runs]
+            mixed[name] = float(np.median(ratios))
+            mixed[name + "_range"] = [min(ratios), max(ratios)]
         rows.append(plain)
         agg_rows.append(mixed)
-    for plain, mixed in zip(rows, agg_rows, strict=True):
-        mixed["cost_vs_no_aggregation"] = mixed["us_per_event"] / plain["us_per_event"]
-        mixed["cpu_cost_vs_no_aggregation"] = mixed["cpu_us_per_event"] / plain["cpu_us_per_event"]
     return {
         "config": cfg.to_dict(),
         "batch": batch,
+        "repeat": repeat,
         "rows": rows,
         "aggregation_rows": agg_rows,
         "cost_ratio_largest_to_smallest": rows[-1]["us_per_event"] / rows[0]["us_per_event"],
         "aggregation_cost_ratio_max": max(r["cost_vs_no_aggregation"] for r in agg_rows),
         "aggregation_cpu_cost_ratio_max": max(r["cpu_cost_vs_no_aggregation"] for r in agg_rows),
     }
+
+
+def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last run's row with the median of every run's timings."""
+    out = dict(runs[-1])
+    for key in ("us_per_event", "cpu_us_per_event"):
+        out[key] = float(np.median([r[key] for r in runs]))
+    out["max_rss_mb"] = max(r["max_rss_mb"] for r in runs)
+    return out

@@ -40,7 +40,7 @@ def test_bench_core_json_holds_every_figure_and_ratio() -> None:
 
 @needs_jit
 def test_bench_scale_quick_reports_memory_and_cost_ratio() -> None:
-    result = CliRunner().invoke(main, ["bench", "scale", "--quick", "--json"])
+    result = CliRunner().invoke(main, ["bench", "scale", "--quick", "--repeat", "1", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     rows = report["rows"]
@@ -55,13 +55,30 @@ def test_bench_scale_quick_reports_memory_and_cost_ratio() -> None:
     # The experts' state (pending forecasts, regrets) is per series, on top of the GRU's.
     assert mixed[0]["bytes_per_series"] > rows[0]["bytes_per_series"]
     for plain, agg in zip(rows, mixed, strict=True):
+        # One run: the ratio is that run's, and its range is that one number.
         assert agg["cost_vs_no_aggregation"] == pytest.approx(
             agg["us_per_event"] / plain["us_per_event"]
         )
+        assert agg["cost_vs_no_aggregation_range"] == [agg["cost_vs_no_aggregation"]] * 2
         # CPU time beside elapsed time: the figure a shared machine moves less.
         assert agg["cpu_cost_vs_no_aggregation"] == pytest.approx(
             agg["cpu_us_per_event"] / plain["cpu_us_per_event"]
         )
+
+
+@needs_jit
+def test_bench_scale_takes_the_median_of_its_runs() -> None:
+    from pipelines.bench import scale
+
+    report = scale.run(quick=True, repeat=3)
+    assert report["repeat"] == 3
+    for agg in report["aggregation_rows"]:
+        lo, hi = agg["cost_vs_no_aggregation_range"]
+        assert lo <= agg["cost_vs_no_aggregation"] <= hi
+    with pytest.raises(ValueError, match="repeat must be at least 1, got 0"):
+        scale.run(quick=True, repeat=0)
+    bad = CliRunner().invoke(main, ["bench", "scale", "--quick", "--repeat", "0"])
+    assert bad.exit_code == 2 and "--repeat" in bad.output
 
 
 def test_accuracy_runner_scores_a_recording_beside_the_baselines_and_river() -> None:
