@@ -127,11 +127,12 @@ class Experts:
         history shorter than that).
         """
         out = self.pooled.copy()
-        pool_weights(tab.active_rows(), tab.count, tab.agg_regret, tab.agg_rate, out)
+        pool_weights(tab.active_rows(), tab.count, tab.agg_regret, tab.agg_rate, tab.agg_bound,
+                     out)  # fmt: skip
         return out
 
     def weights(self, tab: SeriesTable, row: int) -> F64Array:
         """The weights ``(K, E)`` a series' next forecast uses."""
         out = np.empty((self.horizon, len(self.names)))
-        series_weights(tab.agg_regret, tab.agg_rate, row, self.pooled, out)
+        series_weights(tab.agg_regret, tab.agg_rate, tab.agg_bound, row, self.pooled, out)
         return out

@@ -22,7 +22,10 @@ alone is slower to find mixes; the half and half kept the best of both on the pa
 
 Regrets ``R_e`` add up, each expert's learning rate is ``1 / S_e`` with
 ``S_e = sum r_e^2 + B`` (``B``: the largest ``r^2`` so far), and the weights are
-``max(R_e, 0) / S_e``, normalised: no learning rate to tune.
+``max(R_e, 0) / S_e``, normalised: no learning rate to tune. The tables keep
+``S_e - B`` (``rate_sum``) beside ``B`` (``bound``), so an update is one pass over the
+experts: with the discount below, ``S_e - B`` moves by ``r_e^2 - (1 - decay) B`` (the
+``B`` before the update), whatever ``B`` becomes.
 
 Losses are capped at ``clip`` scales (``min(|x - y|, clip s)``, whose gradient is 0 past
 the cap, and the linear term is clipped alike), and a value whose change is past
@@ -79,16 +82,24 @@ def _quotient(a: float, b: float) -> float:
 
 @inline
 def mlpoly_weights(
-    regret: F64Array, rate_sum: F64Array, row: int, j: int, pooled: F64Array, out: F64Array
+    regret: F64Array,
+    rate_sum: F64Array,
+    bound: F64Array,
+    row: int,
+    j: int,
+    pooled: F64Array,
+    out: F64Array,
 ) -> bool:
     """Row ``row``'s step-``j`` ML-Poly weights into ``out (E,)``; ``False`` if ``pooled``.
 
-    ``regret`` and ``rate_sum`` are ``(rows, K, E)``, ``pooled`` is ``(K, E)``: the weights
+    ``regret`` and ``rate_sum`` are ``(rows, K, E)``, ``bound`` ``(rows, K)`` (module
+    docstring), ``pooled`` is ``(K, E)``: the weights
     while no expert's regret is positive.
     """
     n_exp = out.shape[0]
+    b = bound[row, j]
     for e in range(n_exp):
-        out[e] = _quotient(regret[row, j, e], rate_sum[row, j, e])
+        out[e] = _quotient(regret[row, j, e], rate_sum[row, j, e] + b)
     total = 0.0
     for e in range(n_exp):
         total += out[e]
@@ -214,19 +225,16 @@ def aggregate_wave(
             g = 0.0 if not miss < cap else (1.0 if p > v else (-1.0 if p < v else 0.0))
             _read_experts(pending, row, slot, j, k, n_seasons, x)
             largest = bound[row, j]
+            fade = (1.0 - decay) * largest  # what S - B loses as B fades (module docstring)
             for e in range(n_exp):
                 lin = min(cap, max(-cap, g * (p - x[e])))
                 re = (lin + lp - min(abs(x[e] - v), cap)) * half_inv
                 re = re if math.isfinite(re) else 0.0  # a forecast past float range
                 re = min(regret_cap, max(-regret_cap, re))
                 regret[row, j, e] = decay * regret[row, j, e] + re
-                # The bound's growth is added below, once it is known.
-                rate_sum[row, j, e] = decay * rate_sum[row, j, e] + re * re
+                rate_sum[row, j, e] = decay * rate_sum[row, j, e] + re * re - fade
                 if re * re > largest:
                     largest = re * re
-            grow = largest - bound[row, j]
-            for e in range(n_exp):
-                rate_sum[row, j, e] += grow
             bound[row, j] = largest
         # This event's forecasts, into the slot of the one issued K events ago (scored).
         slot = c % k
@@ -269,8 +277,9 @@ def aggregate_wave(
             for si in range(n_seasons):
                 x[2 + si] = pending[row, slot, k + j * n_seasons + si]
             total = 0.0
+            b = bound[row, j]
             for e in range(n_exp):
-                q[e] = _quotient(regret[row, j, e], rate_sum[row, j, e])
+                q[e] = _quotient(regret[row, j, e], rate_sum[row, j, e] + b)
                 total += q[e]
             mine = total > 0.0 and math.isfinite(total)
             mix = 0.0
@@ -286,12 +295,17 @@ def aggregate_wave(
 
 @jit
 def pool_weights(
-    rows: I64Array, count: I64Array, regret: F64Array, rate_sum: F64Array, pooled: F64Array
+    rows: I64Array,
+    count: I64Array,
+    regret: F64Array,
+    rate_sum: F64Array,
+    bound: F64Array,
+    pooled: F64Array,
 ) -> None:
     """Replace ``pooled (K, E)`` by the mean weights of the series that have their own.
 
     Per step, the series (``rows``, in row order, past their first K events) whose
-    regrets (``regret``, ``rate_sum``: ``(rows, K, E)``) are positive count, with the
+    regrets (``regret``, ``rate_sum``, ``bound``: module docstring) are positive count, with the
     weights their next forecast mixes by; a step none of them has keeps its pooled weights.
     """
     k, n_exp = pooled.shape
@@ -303,7 +317,7 @@ def pool_weights(
         if count[row] <= k:
             continue
         for j in range(k):
-            if mlpoly_weights(regret, rate_sum, row, j, pooled, w):
+            if mlpoly_weights(regret, rate_sum, bound, row, j, pooled, w):
                 seen[j] += 1.0
                 for e in range(n_exp):
                     acc[j, e] += w[e]
@@ -315,10 +329,15 @@ def pool_weights(
 
 @jit
 def series_weights(
-    regret: F64Array, rate_sum: F64Array, row: int, pooled: F64Array, out: F64Array
+    regret: F64Array,
+    rate_sum: F64Array,
+    bound: F64Array,
+    row: int,
+    pooled: F64Array,
+    out: F64Array,
 ) -> None:
     """The weights ``out (K, E)`` of row ``row``'s next forecast (pooled where it has none)."""
     w = np.empty(out.shape[1])
     for j in range(out.shape[0]):
-        mlpoly_weights(regret, rate_sum, row, j, pooled, w)
+        mlpoly_weights(regret, rate_sum, bound, row, j, pooled, w)
         out[j] = w

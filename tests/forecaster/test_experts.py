@@ -201,6 +201,29 @@ def test_a_format_2_snapshot_with_aggregation_is_refused_by_name() -> None:
                 OnlineForecaster.restore(old)
 
 
+def test_a_format_3_snapshot_restores_with_its_rate_sums_moved_to_this_layout() -> None:
+    # Format 3 kept each rate sum with its bound added; format 4 keeps it less the bound.
+    ts = np.arange(300) * HOUR
+    y = 5.0 + np.random.default_rng(3).normal(size=ts.size)  # noise around a level
+    model = OnlineForecaster(FAST)
+    model.learn(["s"] * 200, ts[:200], y[:200])
+    # Several experts share each step's weight, so the rate sums decide the mix.
+    assert np.all((model.expert_weights("s") > 0).sum(axis=1) >= 2)
+    with np.load(io.BytesIO(model.snapshot())) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(arrays["meta"].tobytes().decode())
+    meta["format"] = 3
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    arrays["table.agg_rate"] = arrays["table.agg_rate"] + arrays["table.agg_bound"][..., None]
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    twin = OnlineForecaster.restore(buf.getvalue())
+    np.testing.assert_allclose(twin.expert_weights("s"), model.expert_weights("s"), rtol=1e-12)
+    a = model.learn(["s"] * 100, ts[200:], y[200:]).yhat
+    b = twin.learn(["s"] * 100, ts[200:], y[200:]).yhat
+    np.testing.assert_allclose(b, a, rtol=1e-9)
+
+
 def test_accessors_name_their_errors() -> None:
     plain = OnlineForecaster(replace(FAST, aggregation="none"))
     assert plain.expert_names == []
