@@ -139,7 +139,7 @@ class ForecasterConfig:
     blend_tolerance: float = 0.003
     aggregation: str = "none"
     expert_seasons: tuple[float, ...] = ()
-    expert_rates: tuple[float, ...] = (0.05, 0.5)
+    expert_rates: tuple[float, ...] = (0.05,)
     expert_medians: tuple[float, ...] = (0.02, 0.1)
     aggregation_memory: float = 1000.0
     scale_halflife: float = 500.0
