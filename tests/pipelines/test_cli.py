@@ -73,8 +73,11 @@ def test_bench_scale_takes_the_median_of_its_runs() -> None:
     report = scale.run(quick=True, repeat=3)
     assert report["repeat"] == 3
     for agg in report["aggregation_rows"]:
-        lo, hi = agg["cost_vs_no_aggregation_range"]
-        assert lo <= agg["cost_vs_no_aggregation"] <= hi
+        runs = agg["cost_vs_no_aggregation_runs"]
+        assert len(runs) == 3 and all(r > 0 for r in runs)
+        assert agg["cost_vs_no_aggregation"] == sorted(runs)[1]
+        assert agg["cost_vs_no_aggregation_range"] == [min(runs), max(runs)]
+        assert len(agg["cpu_cost_vs_no_aggregation_runs"]) == 3
     with pytest.raises(ValueError, match="repeat must be at least 1, got 0"):
         scale.run(quick=True, repeat=0)
     bad = CliRunner().invoke(main, ["bench", "scale", "--quick", "--repeat", "0"])
