@@ -88,8 +88,8 @@ class Experts:
         n_levels = self.rates.size + self.medians.size
         return {
             "agg_pending": (k, pending_size(k, self.seasons.size, n_levels)),
-            "agg_regret": (k, e),
-            "agg_rate": (k, e),
+            "agg_regret": (e, k),
+            "agg_rate": (e, k),
             "agg_bound": (k,),
             "agg_levels": (n_levels,),
         }

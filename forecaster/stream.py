@@ -36,8 +36,9 @@ from forecaster.series import SeriesTable, Shapes, base_shapes
 BoolArray = NDArray[np.bool_]
 # 2: per-series fault anchors (a faster way back after a fault); 3: expert aggregation's
 # state in a compact layout (forecaster/core/aggregate.py); 4: its rate sums kept less
-# their bound (core/aggregate.py). Formats 2 (without aggregation) and 3 are still read.
-SNAPSHOT_FORMAT = 4
+# their bound (core/aggregate.py); 5: its regrets and rate sums expert-major, (E, K) a
+# series (vector loops in the kernel). Formats 2 (without aggregation), 3 and 4 are read.
+SNAPSHOT_FORMAT = 5
 # After a fault, once this many changes in a row look normal by the scale from before it
 # and tiny by the inflated one, the running variance moves back with this weight an
 # event (forecaster/core/events.py): back from a 1e18-fold inflation in about 200 events
@@ -273,7 +274,7 @@ class StreamModel:
                    f"does not read (format {SNAPSHOT_FORMAT}): restore it with the version "
                    f"that wrote it, or start the model afresh")  # fmt: skip
             raise ValueError(msg)
-        if fmt not in (2, 3, SNAPSHOT_FORMAT):
+        if fmt not in (2, 3, 4, SNAPSHOT_FORMAT):
             msg = f"snapshot format {fmt!r} is not {SNAPSHOT_FORMAT}"
             raise ValueError(msg)
         if meta.get("class") != cls.__name__:
@@ -283,6 +284,9 @@ class StreamModel:
         table = {k[6:]: v for k, v in arrays.items() if k.startswith("table.")}
         if fmt == 3 and "agg_rate" in table:  # rate sums then held the bound
             table["agg_rate"] = table["agg_rate"] - table["agg_bound"][..., None]
+        if fmt in (3, 4) and "agg_rate" in table:  # then step-major: (K, E) a series
+            for name in ("agg_regret", "agg_rate"):
+                table[name] = np.ascontiguousarray(table[name].transpose(0, 2, 1))
         model.table.load(table, meta["ids"])
         for name in ("n_events", "n_late", "n_evicted", "model_version", "max_ts"):
             setattr(model, name, meta[name])

@@ -52,7 +52,10 @@ EWMAs and two medians: 30 numbers a slot instead of 12 x 8).
 The mix's weights are not stored: the pooling (:func:`pool_weights`) works them out
 again from the regrets, which is cheaper than writing K x E numbers per event for a
 pooling that runs every few events per series. Kernels index the tables directly: an
-array view made per event and step cost more than its arithmetic.
+array view made per event and step cost more than its arithmetic. Regrets and rate sums
+are kept expert-major, ``(rows, E, K)``: a loop over the experts runs over the K steps
+inside, contiguous, so it compiles to vector code (each step's sums still add up in
+expert order, so the numbers are the same as a loop over experts per step).
 """
 
 from __future__ import annotations
@@ -92,14 +95,14 @@ def mlpoly_weights(
 ) -> bool:
     """Row ``row``'s step-``j`` ML-Poly weights into ``out (E,)``; ``False`` if ``pooled``.
 
-    ``regret`` and ``rate_sum`` are ``(rows, K, E)``, ``bound`` ``(rows, K)`` (module
+    ``regret`` and ``rate_sum`` are ``(rows, E, K)``, ``bound`` ``(rows, K)`` (module
     docstring), ``pooled`` is ``(K, E)``: the weights
     while no expert's regret is positive.
     """
     n_exp = out.shape[0]
     b = bound[row, j]
     for e in range(n_exp):
-        out[e] = _quotient(regret[row, j, e], rate_sum[row, j, e] + b)
+        out[e] = _quotient(regret[row, e, j], rate_sum[row, e, j] + b)
     total = 0.0
     for e in range(n_exp):
         total += out[e]
@@ -117,14 +120,14 @@ def mlpoly_weights(
 def _read_experts(
     pending: F64Array, row: int, slot: int, j: int, k: int, n_seasons: int, out: F64Array
 ) -> None:
-    """The step-``j`` forecasts of every expert issued in ring slot ``slot``, into ``out (E,)``."""
+    """The step-``j`` forecasts of every expert issued in ring slot ``slot``, into ``out[:, j]``."""
     at = k * (1 + n_seasons)  # the value, then the levels
-    out[0] = pending[row, slot, j]
-    out[1] = pending[row, slot, at]
+    out[0, j] = pending[row, slot, j]
+    out[1, j] = pending[row, slot, at]
     for si in range(n_seasons):
-        out[2 + si] = pending[row, slot, k + j * n_seasons + si]
+        out[2 + si, j] = pending[row, slot, k + j * n_seasons + si]
     for li in range(out.shape[0] - 2 - n_seasons):
-        out[2 + n_seasons + li] = pending[row, slot, at + 1 + li]
+        out[2 + n_seasons + li, j] = pending[row, slot, at + 1 + li]
 
 
 @jit
@@ -162,8 +165,8 @@ def aggregate_wave(
     whose change is within ``clip`` scales of the series (``last_y``, ``var`` and the
     fault ``anchor`` of the table, before the event; inside a fault episode the scale
     from before it): for each step ``j`` whose forecast was issued ``j + 1`` events ago,
-    the step's regrets move on (``regret``, ``rate_sum``, ``bound``: ``(rows, K, E)``,
-    ``(rows, K, E)``, ``(rows, K)``), from the aggregate's forecast in ``pend_yhat (rows,
+    the step's regrets move on (``regret``, ``rate_sum``, ``bound``: ``(rows, E, K)``,
+    ``(rows, E, K)``, ``(rows, K)``), from the aggregate's forecast in ``pend_yhat (rows,
     K, K)`` and the experts' in ``pending (rows, K, P)`` (rings indexed by count % K;
     the module docstring has a slot's layout).
 
@@ -186,8 +189,16 @@ def aggregate_wave(
     n_levels = n_rates + medians.shape[0]
     n_exp = 2 + n_seasons + n_levels
     at = k * (1 + n_seasons)  # a slot's value, then its levels
-    x = np.empty(n_exp)
-    q = np.empty(n_exp)
+    # Per-step scratch, so the loops over experts run over the K steps inside (contiguous
+    # in the tables): vector code, each step's sums still added in expert order.
+    x = np.empty((n_exp, k))
+    p_at = np.empty(k)
+    g_at = np.empty(k)
+    lp_at = np.empty(k)
+    largest = np.empty(k)
+    fade = np.empty(k)
+    total = np.empty(k)
+    mix = np.empty(k)
     n_all = k * n_exp
     width = k * pending.shape[2]
     for i in range(rows.shape[0]):
@@ -215,31 +226,36 @@ def aggregate_wave(
         wild = c > 1 and not abs(v - last_y[row]) <= clip * math.sqrt(normal)
         half_inv = 0.5 / s  # a regret is in half-scales (module docstring)
         cap = clip * s  # losses are capped here (see the module docstring)
+        scored = 0 if wild else min(k, c)
         slot = c % k
-        for j in range(0 if wild else min(k, c)):
+        for j in range(scored):
             slot = slot - 1 if slot > 0 else k - 1  # step j's was issued j + 1 events ago
             p = pend_yhat[row, slot, j]
+            p_at[j] = p
             miss = abs(p - v)
-            lp = min(miss, cap)
+            lp_at[j] = min(miss, cap)
             # The capped loss is flat past the cap: no gradient there.
-            g = 0.0 if not miss < cap else (1.0 if p > v else (-1.0 if p < v else 0.0))
+            g_at[j] = 0.0 if not miss < cap else (1.0 if p > v else (-1.0 if p < v else 0.0))
             _read_experts(pending, row, slot, j, k, n_seasons, x)
-            largest = bound[row, j]
-            fade = (1.0 - decay) * largest  # what S - B loses as B fades (module docstring)
-            for e in range(n_exp):
-                lin = min(cap, max(-cap, g * (p - x[e])))
-                re = (lin + lp - min(abs(x[e] - v), cap)) * half_inv
+            largest[j] = bound[row, j]
+            fade[j] = (1.0 - decay) * largest[j]  # what S - B loses as B fades (docstring)
+        for e in range(n_exp):
+            for j in range(scored):
+                lin = min(cap, max(-cap, g_at[j] * (p_at[j] - x[e, j])))
+                re = (lin + lp_at[j] - min(abs(x[e, j] - v), cap)) * half_inv
                 re = re if math.isfinite(re) else 0.0  # a forecast past float range
                 re = min(regret_cap, max(-regret_cap, re))
-                regret[row, j, e] = decay * regret[row, j, e] + re
-                rate_sum[row, j, e] = decay * rate_sum[row, j, e] + re * re - fade
-                if re * re > largest:
-                    largest = re * re
-            bound[row, j] = largest
+                regret[row, e, j] = decay * regret[row, e, j] + re
+                rate_sum[row, e, j] = decay * rate_sum[row, e, j] + re * re - fade[j]
+                largest[j] = max(largest[j], re * re)
+        for j in range(scored):
+            bound[row, j] = largest[j]
         # This event's forecasts, into the slot of the one issued K events ago (scored).
         slot = c % k
         for j in range(k):
             pending[row, slot, j] = model[i, j]
+            x[0, j] = model[i, j]
+            x[1, j] = v
         oldest = c - min(c, h - 1)
         here = c % h  # the ring's slot of this event: lags from it, no division per step
         for si in range(n_seasons):
@@ -254,8 +270,8 @@ def aggregate_wave(
                     at_h = here + d
                     past = hist_y[row, at_h + h if at_h < 0 else at_h]
                 pending[row, slot, k + (step - 1) * n_seasons + si] = past
+                x[2 + si, step - 1] = past
         pending[row, slot, at] = v
-        x[1] = v
         for li in range(n_levels):
             prev = levels[row, li]
             if li < n_rates:
@@ -269,28 +285,26 @@ def aggregate_wave(
                 level = v
             levels[row, li] = level
             pending[row, slot, at + 1 + li] = level
-            x[2 + n_seasons + li] = level
-        # The mix, from this event's forecasts at hand: the last value's and the levels'
-        # are the same at every step.
+            for j in range(k):
+                x[2 + n_seasons + li, j] = level
+        # The mix, from this event's forecasts at hand: one division a step, not one an
+        # expert; a step whose regrets are not positive yet takes the pooled weights.
         for j in range(k):
-            x[0] = model[i, j]
-            for si in range(n_seasons):
-                x[2 + si] = pending[row, slot, k + j * n_seasons + si]
-            total = 0.0
-            b = bound[row, j]
-            for e in range(n_exp):
-                q[e] = _quotient(regret[row, j, e], rate_sum[row, j, e] + b)
-                total += q[e]
-            mine = total > 0.0 and math.isfinite(total)
-            mix = 0.0
-            if mine:  # one division a step, not one an expert
-                for e in range(n_exp):
-                    mix += q[e] * x[e]
-                mix = mix / total
+            total[j] = 0.0
+            mix[j] = 0.0
+        for e in range(n_exp):
+            for j in range(k):
+                q = _quotient(regret[row, e, j], rate_sum[row, e, j] + bound[row, j])
+                total[j] += q
+                mix[j] += q * x[e, j]
+        for j in range(k):
+            if total[j] > 0.0 and math.isfinite(total[j]):
+                yhat[i, j] = mix[j] / total[j]
             else:
+                pooled_mix = 0.0
                 for e in range(n_exp):
-                    mix += pooled[j, e] * x[e]
-            yhat[i, j] = mix
+                    pooled_mix += pooled[j, e] * x[e, j]
+                yhat[i, j] = pooled_mix
 
 
 @jit

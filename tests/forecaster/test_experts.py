@@ -75,7 +75,7 @@ def test_kernel_matches_the_plain_reference() -> None:
     pooled = np.zeros((k, e))
     pooled[0, 0] = 1.0
     pend_yhat, pending = np.zeros((1, k, k)), np.zeros((1, k, pending_size(k, 0, 1)))
-    regret, rates, bound = np.zeros((1, k, e)), np.zeros((1, k, e)), np.zeros((1, k))
+    regret, rates, bound = np.zeros((1, e, k)), np.zeros((1, e, k)), np.zeros((1, k))
     levels = np.zeros((1, 1))
     got = np.empty(n)
     for t in range(n):
@@ -201,8 +201,10 @@ def test_a_format_2_snapshot_with_aggregation_is_refused_by_name() -> None:
                 OnlineForecaster.restore(old)
 
 
-def test_a_format_3_snapshot_restores_with_its_rate_sums_moved_to_this_layout() -> None:
-    # Format 3 kept each rate sum with its bound added; format 4 keeps it less the bound.
+@pytest.mark.parametrize("fmt", [3, 4])
+def test_an_older_snapshot_restores_with_its_regrets_moved_to_this_layout(fmt: int) -> None:
+    # Formats 3 and 4 kept regrets and rate sums step-major, (K, E) a series; format 3
+    # also kept each rate sum with its bound added. Format 5 is expert-major, less the bound.
     ts = np.arange(300) * HOUR
     y = 5.0 + np.random.default_rng(3).normal(size=ts.size)  # noise around a level
     model = OnlineForecaster(FAST)
@@ -212,9 +214,12 @@ def test_a_format_3_snapshot_restores_with_its_rate_sums_moved_to_this_layout() 
     with np.load(io.BytesIO(model.snapshot())) as npz:
         arrays = {k: npz[k] for k in npz.files}
     meta = json.loads(arrays["meta"].tobytes().decode())
-    meta["format"] = 3
+    meta["format"] = fmt
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    arrays["table.agg_rate"] = arrays["table.agg_rate"] + arrays["table.agg_bound"][..., None]
+    for name in ("table.agg_regret", "table.agg_rate"):
+        arrays[name] = np.ascontiguousarray(arrays[name].transpose(0, 2, 1))
+    if fmt == 3:
+        arrays["table.agg_rate"] = arrays["table.agg_rate"] + arrays["table.agg_bound"][..., None]
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     twin = OnlineForecaster.restore(buf.getvalue())
