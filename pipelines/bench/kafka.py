@@ -43,7 +43,13 @@ from pipelines.engine.encode import encode_forecasts
 from pipelines.engine.records import Message
 from pipelines.kafka.local import LOCAL_API_VERSION, local_broker
 from pipelines.kafka.options import KafkaSettings, consumer_options, producer_options
-from pipelines.kafka.sinks import make_producer
+from pipelines.kafka.producers import (
+    KafkaPythonProducer,
+    OutProducer,
+    make_output_producer,
+    make_producer,
+)
+from pipelines.kafka.sinks import Producing
 from pipelines.service.settings import Settings, load_settings
 
 # A thousand series is a fleet: sensors.toml's long histories (tuned on single
@@ -189,68 +195,31 @@ def encode_speed(batch: ForecastBatch) -> tuple[float, list[tuple[bytes, bytes]]
     return best / len(batch.series) * 1e6, out
 
 
+OTHER_PRODUCER = {"librdkafka": "kafka-python", "kafka-python": "librdkafka"}
+
+
+def _name(what: str) -> str:
+    """A fresh topic for one timing."""
+    return f"bench-{what}-{uuid.uuid4().hex[:8]}"
+
+
 def produce_speed(
-    cfg: KafkaSettings, topic: str, msgs: list[tuple[bytes, bytes]]
+    producer: OutProducer, topic: str, msgs: list[tuple[bytes, bytes]]
 ) -> dict[str, float]:
-    """Microseconds a message takes through the service's producer, until flushed.
+    """Microseconds a message takes through ``producer``, as the sinks send, until flushed.
 
     Wall time, and the CPU time of this process (the caller's thread and the producer's
-    sender thread; the broker's work is not in it).
+    own threads; the broker's work is not in it).
     """
-    prod = make_producer(cfg)
-    prod.send(topic, key=msgs[0][0], value=msgs[0][1])  # metadata and connection first
-    prod.flush()
+    out = Producing(producer, topic)
+    out.send(*msgs[0])  # metadata and connection first
+    out.flush()
     start, cpu = time.perf_counter(), time.process_time()
     for key, value in msgs:
-        prod.send(topic, key=key, value=value)
-    prod.flush()
+        out.send(key, value)
+    out.flush()
     took, cpu = time.perf_counter() - start, time.process_time() - cpu
-    prod.close()
-    return {"wall_us": took / len(msgs) * 1e6, "cpu_us": cpu / len(msgs) * 1e6}
-
-
-def librdkafka_produce_speed(
-    cfg: KafkaSettings, topic: str, msgs: list[tuple[bytes, bytes]]
-) -> dict[str, float]:
-    """As :func:`produce_speed`, through librdkafka's producer (``confluent-kafka``).
-
-    Not a dependency of the project: it answers whether a C producer would change the
-    verdict. Its CPU time includes librdkafka's own threads (they are this process's).
-    """
-    try:
-        from confluent_kafka import KafkaException, Producer
-    except ImportError as exc:
-        msg = "--librdkafka needs the confluent-kafka package: pip install confluent-kafka"
-        raise RuntimeError(msg) from exc
-    conf: dict[str, Any] = {"bootstrap.servers": cfg.bootstrap_servers, "acks": 1,
-                            "linger.ms": cfg.linger_ms}  # fmt: skip
-    version = cfg.version_tuple()
-    if version is not None and version < (0, 10):  # such brokers cannot list their APIs
-        fallback = ".".join(str(v) for v in (*version, 0, 0)[:3])
-        conf |= {"api.version.request": False, "broker.version.fallback": fallback}
-    failed: list[str] = []
-
-    def delivered(err: KafkaException | None, _msg: object) -> None:
-        if err is not None:
-            failed.append(str(err))
-
-    prod = Producer(conf)
-    prod.produce(topic, key=msgs[0][0], value=msgs[0][1], on_delivery=delivered)
-    prod.flush(30)  # metadata and connection first
-    start, cpu = time.perf_counter(), time.process_time()
-    for key, value in msgs:
-        while True:
-            try:
-                prod.produce(topic, key=key, value=value, on_delivery=delivered)
-                break
-            except BufferError:  # its queue is full: let it deliver some
-                prod.poll(0.001)
-    left = prod.flush(60)
-    took, cpu = time.perf_counter() - start, time.process_time() - cpu
-    if failed or left:
-        msg = (f"librdkafka did not deliver {len(failed) + left} of {len(msgs) + 1} "
-               f"messages: {(failed or ['still queued'])[0]}")  # fmt: skip
-        raise RuntimeError(msg)
+    producer.close()
     return {"wall_us": took / len(msgs) * 1e6, "cpu_us": cpu / len(msgs) * 1e6}
 
 
@@ -288,7 +257,7 @@ def budget(
     stages: dict[str, float],
     goal: float,
     cores: int,
-    c_produce_us: float | None = None,
+    other_produce_us: float | None = None,
 ) -> dict[str, Any]:
     """What the goal leaves per event beside what each stage of the service costs.
 
@@ -297,8 +266,9 @@ def budget(
     its forecast. At ``goal`` times the bare rate an event may take ``bare_us / goal``
     of wall time, so ``cores`` cores give ``cores * bare_us / goal`` of CPU time an
     event. The best ratio any split of the stages over processes could reach is
-    ``cores * bare_us / (sum of the stages)``. With ``c_produce_us`` (librdkafka's
-    CPU time a message) the best ratios with that producer instead are added.
+    ``cores * bare_us / (sum of the stages)``. With ``other_produce_us`` (the CPU time a
+    message of the producer ``[kafka] producer`` did not choose) the best ratios with that
+    producer instead are added.
     """
     bare_us = 1e6 / bare_rate
     cpu_us = sum(stages.values())
@@ -316,10 +286,10 @@ def budget(
         "best_ratio_all_cores_free_producer_no_retrain":
             ratio(free_producer - stages["retrain_us"], cores),
     }  # fmt: skip
-    if c_produce_us is not None:
-        out["best_ratio_all_cores_librdkafka"] = ratio(free_producer + c_produce_us, cores)
-        out["best_ratio_all_cores_librdkafka_no_retrain"] = ratio(
-            free_producer - stages["retrain_us"] + c_produce_us, cores
+    if other_produce_us is not None:
+        out["best_ratio_all_cores_other_producer"] = ratio(free_producer + other_produce_us, cores)
+        out["best_ratio_all_cores_other_producer_no_retrain"] = ratio(
+            free_producer - stages["retrain_us"] + other_produce_us, cores
         )
     return out
 
@@ -331,12 +301,12 @@ def run(
     per_series: int = 100,
     rounds: int = 3,
     config: ConfigFile = FLEET,
-    librdkafka: bool = False,
 ) -> dict[str, Any]:
-    """Produce one topic, then time the bare consumer and the service on it, alternating.
+    """Produce one topic, then time the bare consumer, the service and the River loop on it.
 
-    With ``librdkafka``, librdkafka's producer is timed too (``confluent-kafka`` must be
-    installed) and the budget says what it would allow.
+    The producers are timed on the service's forecast messages: the service's own
+    (``[kafka] producer``) and the other one, for the budget; the River loop's messages
+    through kafka-python's, as that loop sends them.
     """
     msgs = sensor_messages(n_series, per_series, seed=0)
     n = len(msgs)
@@ -366,15 +336,12 @@ def run(
             out_topic = f"bench-river-{uuid.uuid4().hex[:8]}"
             river.append(river_loop(settings.kafka, topic, out_topic, n, cfg.horizon)[0])
         encode_us, forecasts = encode_speed(forecast_messages(20_000, cfg.horizon))
-        produce = produce_speed(settings.kafka, f"bench-produce-{uuid.uuid4().hex[:8]}",
-                                forecasts)  # fmt: skip
-        c_produce = (
-            librdkafka_produce_speed(settings.kafka, f"bench-c-{uuid.uuid4().hex[:8]}", forecasts)
-            if librdkafka
-            else None
-        )
+        kc = settings.kafka
+        other = kc.model_copy(update={"producer": OTHER_PRODUCER[kc.producer]})
+        produce = produce_speed(make_output_producer(kc), _name("produce"), forecasts)
+        other_produce = produce_speed(make_output_producer(other), _name("other"), forecasts)
         river_stages, river_msgs = river_stage_costs(msgs[:20_000], cfg.horizon)
-        river_produce = produce_speed(settings.kafka, f"bench-rp-{uuid.uuid4().hex[:8]}",
+        river_produce = produce_speed(KafkaPythonProducer(make_producer(kc)), _name("rp"),
                                       river_msgs)  # fmt: skip
     bare_rate, river_rate = n / statistics.median(bare), n / statistics.median(river)
     full_rate = n / statistics.median(full)
@@ -393,8 +360,8 @@ def run(
         "river_goal": 4.0, "river_stages_us": {
             "read_us": stages["read_us"], **river_stages, "produce_us": river_produce["cpu_us"]},
         "service_run": details, "decode": decode,
-        "encode_us": encode_us, "produce": produce, "librdkafka_produce": c_produce,
-        "model": model,
+        "encode_us": encode_us, "producer": settings.kafka.producer, "produce": produce,
+        "other_producer": other.producer, "other_produce": other_produce, "model": model,
         "budget": budget(bare_rate, stages, 0.7, len(os.sched_getaffinity(0)),
-                         c_produce["cpu_us"] if c_produce else None),
+                         other_produce["cpu_us"]),
     }  # fmt: skip

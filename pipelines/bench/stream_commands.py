@@ -37,20 +37,15 @@ def broker_options(command: Callable[..., None]) -> Callable[..., None]:
     help="The service's TOML settings (the model; the broker comes from the options; "
     "default: the shipped fleet.toml).",
 )  # fmt: skip
-@click.option(
-    "--librdkafka", is_flag=True,
-    help="Also time librdkafka's producer (pip install confluent-kafka; not a dependency).",
-)  # fmt: skip
 @json_option
 def bench_kafka(bootstrap: str | None, api_version: str, series: int, events_per_series: int,
-                rounds: int, config_path: Path | None, librdkafka: bool,
-                as_json: bool) -> None:  # fmt: skip
+                rounds: int, config_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """The full service's events/s beside a bare consumer's, on the same broker and topic."""
     from pipelines.bench import kafka
 
     try:
         result = kafka.run(bootstrap, api_version, series, events_per_series, rounds,
-                           config_path or shipped("fleet.toml"), librdkafka)  # fmt: skip
+                           config_path or shipped("fleet.toml"))  # fmt: skip
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
     if print_json(result, as_json):
@@ -87,8 +82,8 @@ def bench_kafka(bootstrap: str | None, api_version: str, series: int, events_per
         (f"retrain ({model['retrain_seconds']:.2f} s, spread over its schedule)",
          st["retrain_us"], 0.0),
         ("encode the forecast message", st["encode_us"], rv["encode_us"]),
-        ("produce it (kafka-python's CPU time, until flushed)", st["produce_us"],
-         rv["produce_us"]),
+        (f"produce it (the service: {result['producer']}; River: kafka-python; CPU time "
+         f"until flushed)", st["produce_us"], rv["produce_us"]),
         ("all stages", b["cpu_us"], sum(rv.values())),
     ):  # fmt: skip
         cost.add_row(name, f"{us:.2f}", f"{river_us:.2f}")
@@ -103,13 +98,12 @@ def bench_kafka(bootstrap: str | None, api_version: str, series: int, events_per
         f"producer, {b['best_ratio_all_cores_free_producer_no_retrain']:.0%} with a free "
         f"producer and no retraining); on one core {b['best_ratio_one_core']:.0%}"
     )
-    c_produce = result["librdkafka_produce"]
-    if c_produce is not None:
-        out.print(
-            f"librdkafka's producer instead: {c_produce['cpu_us']:.2f} us of CPU a message, "
-            f"so at most {b['best_ratio_all_cores_librdkafka']:.0%} of the bare rate "
-            f"({b['best_ratio_all_cores_librdkafka_no_retrain']:.0%} with no retraining)"
-        )
+    other = result["other_produce"]
+    out.print(
+        f"{result['other_producer']}'s producer instead: {other['cpu_us']:.2f} us of CPU a "
+        f"message, so at most {b['best_ratio_all_cores_other_producer']:.0%} of the bare rate "
+        f"({b['best_ratio_all_cores_other_producer_no_retrain']:.0%} with no retraining)"
+    )
     verdict = "met" if result["service_over_bare"] >= result["goal"] else "not met"
     out.print(f"goal: the service keeps at least {result['goal']:.0%} of the bare rate: {verdict}")
     ratio, goal = result["service_over_river"], result["river_goal"]

@@ -67,6 +67,13 @@ class KafkaSettings(BaseModel):
     # kafka-python settings for both clients, e.g. security_protocol, sasl_mechanism,
     # sasl_plain_username, sasl_plain_password, ssl_cafile.
     client: dict[str, Any] = Field(default_factory=dict)
+    # The producer of forecasts, anomalies and dead letters: librdkafka's (confluent-kafka;
+    # a fifth of kafka-python's CPU time a message) or kafka-python's
+    # (pipelines/kafka/producers.py). client's security settings reach either.
+    producer: Literal["librdkafka", "kafka-python"] = "librdkafka"
+    # librdkafka properties for that producer, over the ones the service sets, e.g.
+    # {"compression.type" = "lz4"}.
+    librdkafka: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("api_version")
     @classmethod

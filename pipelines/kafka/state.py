@@ -34,12 +34,13 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import quote
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from pipelines.engine.checkpoint import Checkpoint, CheckpointError
 from pipelines.kafka.options import KafkaSettings, client_options, consumer_options
-from pipelines.kafka.sinks import Producing, make_producer
+from pipelines.kafka.producers import DeliveryError, KafkaPythonProducer, make_producer
+from pipelines.kafka.sinks import Producing
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,9 @@ class _Known:
 class KafkaStateStore:
     """Checkpoints in a compacted topic (:class:`~pipelines.engine.checkpoint.StateStore`)."""
 
-    def __init__(self, producer: KafkaProducer, consumer: KafkaConsumer, where: StateTopic) -> None:
+    def __init__(
+        self, producer: KafkaPythonProducer, consumer: KafkaConsumer, where: StateTopic
+    ) -> None:
         self.producer, self.consumer, self.state = producer, consumer, where
         self.topic = where.topic
         self._group = quote(where.group, safe="")  # a "/" in a group id cannot fake a key
@@ -111,8 +114,8 @@ class KafkaStateStore:
         partitions as input partitions, a restore reads only its own partition's records.
         """
         try:
-            parts = sorted(self.producer.partitions_for(self.topic) or ())
-        except KafkaError as exc:
+            parts = sorted(self.producer.partitions_for(self.topic))
+        except DeliveryError as exc:
             msg = f"state topic {self.topic!r}: no partitions: {exc!r}"
             raise StateUnavailable(msg) from exc
         if not parts:
@@ -291,7 +294,7 @@ class KafkaStateStore:
 
 def make_state_store(cfg: KafkaSettings, topic: str) -> KafkaStateStore:
     """The store of ``[kafka] group_id``'s checkpoints in ``topic``, on ``[kafka]``'s cluster."""
-    producer = make_producer(cfg, acks="all")
+    producer = KafkaPythonProducer(make_producer(cfg, acks="all"))
     consumer = KafkaConsumer(**consumer_options(
         cfg, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
         max_partition_fetch_bytes=max(8 << 20, cfg.max_message_bytes + (64 << 10)),

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from types import FrameType
 
 import numpy as np
-from kafka import KafkaProducer
 from kafka.errors import KafkaConfigurationError
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from threadpoolctl import threadpool_limits
@@ -33,12 +32,8 @@ from pipelines.engine.memory import FanOut
 from pipelines.engine.ports import ForecastSink
 from pipelines.engine.runstate import LoopSettings, LoopStats
 from pipelines.files.sinks import CsvSink, JsonlSink
-from pipelines.kafka.sinks import (
-    KafkaAnomalySink,
-    KafkaDeadLetterSink,
-    KafkaForecastSink,
-    make_producer,
-)
+from pipelines.kafka.producers import OutProducer, make_output_producer
+from pipelines.kafka.sinks import KafkaAnomalySink, KafkaDeadLetterSink, KafkaForecastSink
 from pipelines.kafka.source import KafkaSource, make_consumer
 from pipelines.kafka.state import KafkaStateStore, check_state_topic, make_state_store
 from pipelines.models.file import ModelFile, read_model, start_state
@@ -105,7 +100,7 @@ class Service:
     settings: Settings
     runner: Runner
     stop: threading.Event
-    producer: KafkaProducer
+    producer: OutProducer
     warm_up_seconds: float
     telemetry: Telemetry | None = None
     metrics_server: MetricsServer | None = None
@@ -216,7 +211,7 @@ def _assemble(
         make_model = lambda: warm_start(cfg, state)  # noqa: E731 (one expression)
     make_model = make_model or (lambda: OnlineForecaster(cfg))
     try:
-        producer = make_producer(settings.kafka)
+        producer = make_output_producer(settings.kafka)
     except KafkaConfigurationError as exc:
         msg = f"[kafka] settings refused by kafka-python: {exc}"
         raise ValueError(msg) from exc

@@ -81,7 +81,7 @@ def run(config_path: Path, log_level: str, exit_when_idle: float) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="Send only the first N events.")
 def feed_cmd(files: tuple[Path, ...], config_path: Path, rate: float, limit: int | None) -> None:
     """Play timestamp,value CSV recordings into the input topic, one series per file."""
-    from pipelines.kafka.sinks import make_producer
+    from pipelines.kafka.producers import make_producer
     from pipelines.service.feed import feed, kafka_feed, load_recordings
     from pipelines.service.settings import load_settings
 

@@ -18,7 +18,7 @@ import orjson
 from kafka import KafkaProducer
 
 from pipelines.files.read import numbers, read_frame, times
-from pipelines.kafka.sinks import DeliveryError
+from pipelines.kafka.producers import DeliveryError
 
 
 @dataclass(frozen=True)

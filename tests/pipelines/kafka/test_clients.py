@@ -10,7 +10,7 @@ import pytest
 from kafka import TopicPartition
 
 from pipelines.kafka.options import KafkaSettings
-from pipelines.kafka.sinks import make_producer
+from pipelines.kafka.producers import make_producer
 from pipelines.kafka.source import make_consumer
 from tests.pipelines.broker import PARTITIONS, Broker
 
