@@ -1,8 +1,9 @@
 """The producers the sinks write through: librdkafka's (the default) or kafka-python's.
 
 Both sit behind one small interface (:class:`OutProducer`): ``send`` queues a record and
-notes a failed delivery in the caller's list, ``flush`` waits until every queued record is
-acknowledged, ``partitions_for`` names a topic's partitions, ``close`` flushes and lets go.
+notes a failed delivery in the caller's list, ``send_keyed`` queues keyed records each to
+its key's partition (murmur2, as every Kafka client's default partitioner), ``flush``
+waits until every queued record is acknowledged, ``close`` flushes and lets go.
 
 Why two: producing is the service's largest cost an event. kafka-python's producer took
 24-36 us of CPU a forecast message in ``forecaster bench kafka``, librdkafka's
@@ -16,17 +17,31 @@ librdkafka property through.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Protocol
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.partitioner import DefaultPartitioner
 
 from pipelines.engine.ports import SinkError
 from pipelines.kafka.options import KafkaSettings, producer_options
 
-# How long a topic's partitions are taken as known (kafka-python's metadata_max_age_ms).
-METADATA_MAX_AGE_S = 300.0
+
+class _OldBrokerNotices(logging.Filter):
+    """Drops librdkafka's notice that the settings for a pre-0.10 broker are deprecated.
+
+    They are set only when ``api_version`` names such a broker (the bundled local one),
+    and the notice came twice per producer.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not ("CONFWARN" in text and ("api.version.request" in text
+                                            or "broker.version.fallback" in text))  # fmt: skip
+
+
+LIBRDKAFKA_LOG = logging.getLogger("pipelines.kafka.librdkafka")
+LIBRDKAFKA_LOG.addFilter(_OldBrokerNotices())
 
 
 class DeliveryError(SinkError):
@@ -43,9 +58,11 @@ class OutProducer(Protocol):
         failures: list[BaseException],
     ) -> None: ...  # fmt: skip
 
-    def flush(self, timeout_s: float) -> None: ...
+    def send_keyed(
+        self, topic: str, messages: list[tuple[bytes, bytes]], failures: list[BaseException]
+    ) -> None: ...
 
-    def partitions_for(self, topic: str) -> set[int]: ...
+    def flush(self, timeout_s: float) -> None: ...
 
     def close(self) -> None: ...
 
@@ -56,6 +73,10 @@ class KafkaPythonProducer:
     def __init__(self, producer: KafkaProducer) -> None:
         self.producer = producer
         self.delivery_timeout_s = producer.config["delivery_timeout_ms"] / 1000.0
+        # Each key's partition, worked out once per key and topic rather than per message
+        # (kafka-python's partitioner hashes in Python): topic -> (partitions, key -> one).
+        self._of_key: dict[str, tuple[list[int], dict[bytes, int]]] = {}
+        self._partitioner = DefaultPartitioner()
 
     def send(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
@@ -68,6 +89,25 @@ class KafkaPythonProducer:
             msg = f"could not send to {topic!r}: {exc!r}"
             raise DeliveryError(msg) from exc
         future.add_errback(failures.append)
+
+    def send_keyed(
+        self, topic: str, messages: list[tuple[bytes, bytes]], failures: list[BaseException]
+    ) -> None:
+        """Queue keyed records, each to its key's partition (module docstring)."""
+        parts = sorted(self.partitions_for(topic))
+        if not parts:
+            msg = f"no partitions of {topic!r}: no such topic"
+            raise DeliveryError(msg)
+        known, of_key = self._of_key.get(topic, ([], {}))
+        if parts != known:  # first use, or the topic grew
+            of_key = {}
+            self._of_key[topic] = (parts, of_key)
+        send, partitioner = self.send, self._partitioner
+        for key, value in messages:
+            part = of_key.get(key)
+            if part is None:
+                part = of_key[key] = partitioner(key, parts, parts)
+            send(topic, key, value, part, failures)
 
     def flush(self, timeout_s: float) -> None:
         """Block until every queued record is acknowledged, or raise :class:`DeliveryError`."""
@@ -130,8 +170,8 @@ def librdkafka_config(cfg: KafkaSettings, acks: int | str = 1) -> dict[str, Any]
     """The properties of a librdkafka producer for ``[kafka]``: acknowledgements, timeouts, order.
 
     ``client`` settings a producer uses are translated (:data:`LIBRDKAFKA_NAMES`); one with
-    no translation is refused by name (dropped, a security setting would leave the producer
-    unable to connect). Consumer-only settings are left out. ``librdkafka`` is applied
+    no translation is refused by name (dropping a security setting would leave the
+    producer unable to connect). Consumer-only settings are left out. ``librdkafka`` is applied
     last, unchanged.
     """
     from kafka import KafkaConsumer, KafkaProducer
@@ -144,7 +184,10 @@ def librdkafka_config(cfg: KafkaSettings, acks: int | str = 1) -> dict[str, Any]
         # Retried until then, so a short broker outage only delays a flush.
         "message.timeout.ms": cfg.delivery_timeout_ms,
         "delivery.report.only.error": True,  # a callback per failure, not per message
-        "logger": logging.getLogger("pipelines.kafka.librdkafka"),  # not straight to stderr
+        "logger": LIBRDKAFKA_LOG,  # not straight to stderr
+        # Java's default: murmur2 of the key, as kafka-python's DefaultPartitioner, so a
+        # series' forecasts go to the same partition whichever producer wrote them.
+        "partitioner": "murmur2_random",
     }  # fmt: skip
     version = cfg.version_tuple()
     if version is not None and version < (0, 10):  # brokers without ApiVersionRequest
@@ -174,7 +217,6 @@ class LibrdkafkaProducer:
         from confluent_kafka import KafkaException, Producer
 
         self._failures: dict[str, list[BaseException]] = {}
-        self._parts: dict[str, tuple[float, set[int]]] = {}  # topic: (when read, partitions)
         self.delivery_timeout_s = float(conf.get("message.timeout.ms", 300_000)) / 1000.0
         try:
             self.producer = Producer({**conf, "on_delivery": self._delivered})
@@ -209,34 +251,30 @@ class LibrdkafkaProducer:
         msg = f"could not send to {topic!r}: the producer's queue stayed full"
         raise DeliveryError(msg)
 
+    def send_keyed(
+        self, topic: str, messages: list[tuple[bytes, bytes]], failures: list[BaseException]
+    ) -> None:
+        """Queue keyed records, each to its key's partition (librdkafka's murmur2 partitioner)."""
+        from confluent_kafka import KafkaException
+
+        self._failures[topic] = failures
+        produce = self.producer.produce
+        for i, (key, value) in enumerate(messages):
+            try:
+                produce(topic, value, key)
+            except BufferError:  # the queue is full: the slow path waits for room
+                for k, v in messages[i:]:
+                    self.send(topic, k, v, None, failures)
+                return
+            except KafkaException:  # a record too large: the slow path names it
+                self.send(topic, key, value, None, failures)
+
     def flush(self, timeout_s: float) -> None:
         """Block until every queued record is acknowledged, or raise :class:`DeliveryError`."""
         left = self.producer.flush(timeout_s)
         if left:
             msg = f"{left} message(s) were not delivered in {timeout_s:g} s"
             raise DeliveryError(msg)
-
-    def partitions_for(self, topic: str) -> set[int]:
-        """The topic's partitions (empty: no such topic); :class:`DeliveryError` if unknown.
-
-        Asked of the broker at most every :data:`METADATA_MAX_AGE_S` a topic (each ask is a
-        round trip; kafka-python's client caches alike), and again while a topic has none.
-        """
-        from confluent_kafka import KafkaException
-
-        now = time.monotonic()
-        known = self._parts.get(topic)
-        if known is not None and known[1] and now - known[0] < METADATA_MAX_AGE_S:
-            return known[1]
-        try:
-            meta = self.producer.list_topics(topic, timeout=self.delivery_timeout_s)
-        except KafkaException as exc:
-            msg = f"no partitions of {topic!r}: {exc.args[0].str()}"
-            raise DeliveryError(msg) from exc
-        found = meta.topics.get(topic)
-        parts = set() if found is None or found.error is not None else set(found.partitions)
-        self._parts[topic] = (now, parts)
-        return parts
 
     def close(self) -> None:
         self.flush(self.delivery_timeout_s)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kafka.partitioner import DefaultPartitioner
-
 from pipelines.engine.batches import ForecastBatch
 from pipelines.engine.encode import encode_dead_letter
 from pipelines.engine.records import Rejected
@@ -42,34 +40,15 @@ class Producing:
 
 
 class KafkaForecastSink(Producing):
-    """Forecasts to the output topic, keyed by series.
+    """Forecasts to the output topic, keyed by series, each to its key's partition.
 
-    Each series' partition is the default partitioner's choice (murmur2 of the key, as
-    every Kafka client computes it), worked out once per series rather than per message.
+    The partition is the default partitioner's choice (murmur2 of the key, as every
+    Kafka client computes it): the producer works it out (:meth:`OutProducer.send_keyed`).
     """
 
-    def __init__(self, producer: OutProducer, topic: str) -> None:
-        super().__init__(producer, topic)
-        self._partitions: list[int] = []
-        self._of_key: dict[bytes, int] = {}
-        self._partitioner = DefaultPartitioner()
-
     def write(self, batch: ForecastBatch) -> None:
-        if not len(batch):
-            return
-        messages = batch.messages
-        parts = sorted(self.producer.partitions_for(self.topic))
-        if not parts:
-            msg = f"no partitions of {self.topic!r}: no such topic"
-            raise DeliveryError(msg)
-        if parts != self._partitions:  # first use, or the topic grew
-            self._partitions, self._of_key = parts, {}
-        of_key, send = self._of_key, self.send
-        for key, value in messages:
-            part = of_key.get(key)
-            if part is None:
-                part = of_key[key] = self._partitioner(key, parts, parts)
-            send(key, value, part)
+        if len(batch):
+            self.producer.send_keyed(self.topic, batch.messages, self._failures)
 
 
 class KafkaAnomalySink(Producing):
