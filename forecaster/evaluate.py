@@ -99,12 +99,23 @@ def score(ids: list[str], values: F64Array, errors: F64Array, covered: Any, star
     scaled = ae / naive[start:n, None]
     return Scores(
         mae=ae.sum(axis=0) / safe,
-        rmse=np.sqrt((ae**2).sum(axis=0) / safe),
+        rmse=_rmse(ae, safe),
         smape=sm.sum(axis=0) / safe,
         mase=np.where(valid, scaled, 0.0).sum(axis=0) / safe,
         coverage=(covered[start:] & valid).sum(axis=0) / safe,
         n=cnt,
     )
+
+
+def _rmse(ae: F64Array, count: F64Array) -> F64Array:
+    """Root mean square of ``ae`` per column: inf, silently, when a square passes float range.
+
+    A forecaster that diverges (River's SNARIMAX does, on some panel streams in
+    ``forecaster bench replay``) has an infinite RMSE; that is its score, not an accident.
+    """
+    with np.errstate(over="ignore"):
+        out: F64Array = np.sqrt((ae**2).sum(axis=0) / count)
+    return out
 
 
 def _naive_scale(ids: list[str], values: F64Array, start: int) -> F64Array:

@@ -102,3 +102,17 @@ def test_season_lags_are_the_seasonal_naive_changes() -> None:
     lags = x_last[1:5] * scale
     # y[t+1-3]=y[4]=11, y[t+2-3]=y[5]=16, y[t+3-3]=y[6]=22, y[t+4-6]=y[4]=11
     np.testing.assert_allclose(lags, np.array([11.0, 16.0, 22.0, 11.0]) - 22.0)
+
+
+def test_a_diverged_forecaster_scores_an_infinite_rmse_without_a_warning() -> None:
+    import warnings
+
+    from forecaster.evaluate import score
+
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    errors = np.array([[0.5], [1e200], [-1.0], [np.nan]])  # one error past sqrt(float max)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow warning would fail here
+        s = score(["s"] * 4, values, errors, np.zeros((4, 1), dtype=bool), 0)
+    assert np.isinf(s.rmse[0]) and s.n[0] == 3
+    assert s.mae[0] == pytest.approx((0.5 + 1e200 + 1.0) / 3)
