@@ -90,13 +90,16 @@ def by_event(docs: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
             for d in docs}  # fmt: skip
 
 
+@pytest.mark.parametrize("producer", ["librdkafka", "kafka-python"])
 def test_end_to_end_forecasts_equal_replay_and_offsets_reach_the_end(
-    broker: Broker, workdir: Path
+    broker: Broker, workdir: Path, producer: str
 ) -> None:
     topics = fresh_topics(broker)
     msgs = sensor_events(n_series=12, per_series=100, seed=1)
     broker.produce(topics["input"], msgs)
-    settings = load_settings(settings_for(broker, workdir, topics, "g-e2e"))
+    settings = load_settings(settings_for(broker, workdir, topics, "g-e2e"),
+                             env={"FORECASTER_KAFKA__PRODUCER": producer})  # fmt: skip
+    assert settings.kafka.producer == producer
     service = build_service(settings)
     th = run_in_thread(service)
     out = broker.read_all(topics["output"], expect=len(msgs))
