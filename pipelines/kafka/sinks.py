@@ -27,6 +27,9 @@ class Producing:
         try:
             self.producer.flush(self._timeout)
         except DeliveryError as exc:
+            # Everything since the last checkpoint is produced again: failures noted so far
+            # belong to this attempt, not to the next one.
+            self._failures.clear()
             msg = f"messages to {self.topic!r} were not delivered in time: {exc}"
             raise DeliveryError(msg) from exc
         if self._failures:
