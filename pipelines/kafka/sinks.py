@@ -22,6 +22,10 @@ class Producing:
         """Send one record (``value`` None: a tombstone); a failure surfaces at :meth:`flush`."""
         self.producer.send(self.topic, key, value, partition, self._failures)
 
+    def send_keyed(self, messages: list[tuple[bytes, bytes]]) -> None:
+        """Send keyed records, each to its key's partition (:meth:`OutProducer.send_keyed`)."""
+        self.producer.send_keyed(self.topic, messages, self._failures)
+
     def flush(self) -> None:
         """Block until every record sent is acknowledged; raise :class:`DeliveryError` if not."""
         try:
@@ -51,7 +55,7 @@ class KafkaForecastSink(Producing):
 
     def write(self, batch: ForecastBatch) -> None:
         if len(batch):
-            self.producer.send_keyed(self.topic, batch.messages, self._failures)
+            self.send_keyed(batch.messages)
 
 
 class KafkaAnomalySink(Producing):
