@@ -275,7 +275,7 @@ class StreamModel:
                    f"that wrote it, or start the model afresh")  # fmt: skip
             raise ValueError(msg)
         if fmt not in (2, 3, 4, SNAPSHOT_FORMAT):
-            msg = f"snapshot format {fmt!r} is not {SNAPSHOT_FORMAT}"
+            msg = f"snapshot format {fmt!r} is not one this version reads (2 to {SNAPSHOT_FORMAT})"
             raise ValueError(msg)
         if meta.get("class") != cls.__name__:
             msg = f"snapshot holds a {meta.get('class')!r}, not a {cls.__name__!r}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Set by the pipelines themselves, never through ``[kafka] client``.
 MANAGED = frozenset({"bootstrap_servers", "api_version", "group_id", "enable_auto_commit",
@@ -95,6 +95,15 @@ class KafkaSettings(BaseModel):
                 msg = f"{key!r} is set by the service; use [kafka] {key} where it exists"
                 raise ValueError(msg)
         return value
+
+    @model_validator(mode="after")
+    def _librdkafka_needs_it(self) -> KafkaSettings:
+        if self.librdkafka and self.producer != "librdkafka":
+            keys = ", ".join(sorted(self.librdkafka))
+            msg = (f"librdkafka settings ({keys}) are for producer = \"librdkafka\", not "
+                   f"{self.producer!r}: they would be ignored")  # fmt: skip
+            raise ValueError(msg)
+        return self
 
     def version_tuple(self) -> tuple[int, ...] | None:
         """``api_version`` as kafka-python wants it (None: ask the broker)."""

@@ -229,6 +229,20 @@ def test_an_older_snapshot_restores_with_its_regrets_moved_to_this_layout(fmt: i
     np.testing.assert_allclose(b, a, rtol=1e-9)
 
 
+def test_a_snapshot_of_an_unknown_format_is_refused_naming_it() -> None:
+    model = OnlineForecaster(FAST)
+    model.learn(["s"] * 20, np.arange(20) * HOUR, np.ones(20))
+    with np.load(io.BytesIO(model.snapshot())) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(arrays["meta"].tobytes().decode())
+    meta["format"] = 99
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with pytest.raises(ValueError, match="snapshot format 99 is not one this version reads"):
+        OnlineForecaster.restore(buf.getvalue())
+
+
 def test_accessors_name_their_errors() -> None:
     plain = OnlineForecaster(replace(FAST, aggregation="none"))
     assert plain.expert_names == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pipelines.engine.batches import ForecastBatch
@@ -10,6 +12,7 @@ from pipelines.kafka.producers import (
     DeliveryError,
     KafkaPythonProducer,
     LibrdkafkaProducer,
+    OutProducer,
     librdkafka_config,
     make_output_producer,
 )
@@ -66,6 +69,11 @@ def test_librdkafka_properties_pass_through_last() -> None:
     assert conf["linger.ms"] == 50 and conf["compression.type"] == "lz4"
 
 
+def test_librdkafka_properties_with_the_other_producer_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"librdkafka settings \(linger\.ms\) are for producer"):
+        KafkaSettings(producer="kafka-python", librdkafka={"linger.ms": 50})
+
+
 def test_a_property_librdkafka_refuses_is_one_error_naming_it() -> None:
     cfg = KafkaSettings(bootstrap_servers="127.0.0.1:1", librdkafka={"no.such.thing": 1})
     with pytest.raises(ValueError, match=r"refused by librdkafka: .*no\.such\.thing"):
@@ -76,6 +84,12 @@ def test_the_default_producer_is_librdkafka() -> None:
     producer = make_output_producer(KafkaSettings(bootstrap_servers="127.0.0.1:1"))
     assert isinstance(producer, LibrdkafkaProducer)
     assert producer.delivery_timeout_s == 120.0
+
+
+def _producer(broker: Broker, which: str, **settings: Any) -> OutProducer:
+    return make_output_producer(KafkaSettings(
+        bootstrap_servers=broker.bootstrap, api_version=broker.api_version, producer=which,
+        **settings))  # fmt: skip
 
 
 def _batch(n: int) -> ForecastBatch:
@@ -92,9 +106,7 @@ def test_forecasts_reach_each_series_partition_through_either_producer(
     from kafka.partitioner import DefaultPartitioner
 
     topic = broker.new_topic(f"out-{which}")
-    cfg = KafkaSettings(bootstrap_servers=broker.bootstrap, api_version=broker.api_version,
-                        producer=which)  # fmt: skip
-    producer = make_output_producer(cfg)
+    producer = _producer(broker, which)
     sink = KafkaForecastSink(producer, topic)
     first = _batch(300)
     second = first.issued(1.8e9)  # each series twice, different messages: order is checked
@@ -120,9 +132,7 @@ def test_a_record_too_large_is_a_delivery_error_naming_the_topic(
     broker: Broker, which: str
 ) -> None:
     topic = broker.new_topic(f"dlq-{which}")
-    cfg = KafkaSettings(bootstrap_servers=broker.bootstrap, api_version=broker.api_version,
-                        producer=which, max_message_bytes=10_000)  # fmt: skip
-    producer = make_output_producer(cfg)
+    producer = _producer(broker, which, max_message_bytes=10_000)
     out = Producing(producer, topic)
     with pytest.raises(DeliveryError, match=topic):
         out.send(b"k", b"x" * 50_000)
