@@ -103,16 +103,22 @@ class ErrorDrift:
 
         Nothing is tested until :meth:`flush`.
         """
-        if pos.size == 0:
-            return
+        if pos.size:
+            collect_errors(pos, errors, scale, self.reserve(pos))
+
+    def reserve(self, pos: I64Array) -> F64Array:
+        """The buffer, grown to hold positions ``pos`` (not empty), which the next flush feeds.
+
+        For a caller that files the errors itself (the compiled event path, in a kernel).
+        """
         lo, hi = int(pos.min()), int(pos.max())
         if self._buf.size <= hi:
             grown = np.empty(max(hi + 1, 2 * self._buf.size))
             grown[: self._buf.size] = self._buf
             self._buf = grown
-        collect_errors(pos, errors, scale, self._buf)
         self._lo = lo if self._lo < 0 else min(self._lo, lo)
         self._hi = max(self._hi, hi)
+        return self._buf
 
     def flush(self) -> None:
         """Feed what :meth:`collect` filed since the last flush, in position order."""

@@ -9,13 +9,14 @@ import numpy as np
 
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array, GRUSpec, gru_readout, gru_step, step_workspace
-from forecaster.core.events import lags_and_levels
+from forecaster.core.cut import blend_forecast, calendar_codes, event_features
 from forecaster.core.params import I64Array
+from forecaster.cut import learn_cut_compiled
 from forecaster.experts import POOL_EVERY, Experts
 from forecaster.retrain import (
     RetrainJob,
     RetrainResult,
-    anchors,
+    anchor_columns,
     blend_combos,
     n_anchors,
     rebuild_states,
@@ -23,9 +24,8 @@ from forecaster.retrain import (
 )
 from forecaster.schedule import REASONS, RetrainSchedule
 from forecaster.series import Shapes
-from forecaster.stream import StreamModel, Wave, clip
+from forecaster.stream import Call, StreamModel, Wave
 
-_TWO_PI = 2.0 * math.pi
 _RESULT_ARRAYS = ("params", "opt_state", "blend", "blend_losses", "states", "rows", "counts")
 
 
@@ -100,6 +100,10 @@ class OnlineForecaster(StreamModel):
         self._seasons = np.array(cfg.seasons, dtype=np.float64)
         # Each level's weight per event; the same Python float the NumPy form multiplied by.
         self._level_rates = np.array([1 - 0.5 ** (1 / hl) for hl in cfg.levels], dtype=np.float64)
+        self._calendar = calendar_codes(cfg.calendar)
+        # True: a cut's events run in one compiled call (forecaster/cut.py); False: wave by
+        # wave from Python, the same rules step by step (the reference tests compare with).
+        self.compiled = True
         self._job: RetrainJob | None = None
         self._swap_at = -1  # event count at which the job's result applies
         self._job_reason, self._job_start = "", -1  # the running job's reason and start
@@ -121,39 +125,11 @@ class OnlineForecaster(StreamModel):
     # --- per event --------------------------------------------------------------
     def _inputs(self, w: Wave) -> F64Array:
         cfg, tab = self.cfg, self.table
-        # Columns are written into one contiguous array as they are made (the same values
-        # as stacking them; fewer NumPy calls on the per-event path).
         x = np.empty((w.rows.size, cfg.input_size))
-        j = 0
-        clip(w.change, -cfg.clip_sigma, cfg.clip_sigma, out=x[:, 0])
-        j = 1
-        if cfg.use_dt:
-            pos = w.mean_dt > 0
-            ratio = np.where(pos, w.dt / np.where(pos, w.mean_dt, 1.0), 1.0)
-            clip(np.log1p(ratio), 0.0, 5.0, out=x[:, 1])
-            j = 2
-        day = np.mod(w.ts, 86400.0) / 86400.0
-        for name in cfg.calendar:
-            frac = day if name == "hour" else np.mod(np.floor(w.ts / 86400.0) + 3 + day, 7.0) / 7.0
-            np.sin(_TWO_PI * frac, out=x[:, j])
-            np.cos(_TWO_PI * frac, out=x[:, j + 1])
-            j += 2
-        if cfg.covariates:
-            mean, var = tab.cov_mean[w.rows], tab.cov_var[w.rows]
-            first = (w.count == 0)[:, None]
-            sd = np.sqrt(var)
-            z = np.where(sd > 0, (w.cov - mean) / np.where(sd > 0, sd, 1.0), 0.0)
-            c = len(cfg.covariates)
-            clip(np.where(first, 0.0, z), -cfg.clip_sigma, cfg.clip_sigma, out=x[:, j : j + c])
-            j += c
-            a = self._alpha
-            new_mean = np.where(first, w.cov, mean + a * (w.cov - mean))
-            tab.cov_var[w.rows] = np.where(first, 0.0, (1 - a) * (var + a * (w.cov - mean) ** 2))
-            tab.cov_mean[w.rows] = new_mean
-        if cfg.seasons or cfg.levels:  # one kernel: seasonal-naive changes, level deviations
-            lags_and_levels(w.rows, w.count, w.value, w.scale, w.mean_dt, tab.hist_y,
-                            self._seasons, self._level_rates, tab.levels, cfg.clip_sigma, x, j,
-                            self.horizon)  # fmt: skip
+        event_features(w.rows, w.count, w.ts, w.change, w.dt, w.mean_dt, w.value, w.scale, w.cov,
+                       tab.cov_mean, tab.cov_var, tab.hist_y, self._seasons, self._level_rates,
+                       tab.levels, self._calendar, cfg.use_dt, cfg.clip_sigma, self._alpha,
+                       self.horizon, x)  # fmt: skip
         return x
 
     def _advance(self, w: Wave) -> F64Array:
@@ -167,11 +143,19 @@ class OnlineForecaster(StreamModel):
                  s.num_layers, s.reset_after)  # fmt: skip
         out = np.empty((w.rows.size, self.horizon))
         gru_readout(self.params, tab.h, w.rows, out, s.input_size, s.hidden_size, s.num_layers)
-        change: F64Array = np.einsum("nkm,km->nk", anchors(out, x, self.cfg), self.blend)
-        yhat: F64Array = w.value[:, None] + w.scale[:, None] * change
+        yhat = np.empty_like(out)
+        cfg = self.cfg
+        blend_forecast(out, x, self.blend, w.value, w.scale, anchor_columns(cfg), len(cfg.levels),
+                       len(cfg.seasons), cfg.reversal, yhat)  # fmt: skip
         if self.experts is not None:
             return self.experts.forecast(tab, w, yhat)
         return yhat
+
+    def _learn_cut(self, pos: I64Array, ev: I64Array, call: Call) -> None:
+        if not self.compiled:  # the wave-by-wave path: the reference the tests compare with
+            super()._learn_cut(pos, ev, call)
+            return
+        learn_cut_compiled(self, pos, ev, call)
 
     # --- the retraining schedule, in event terms --------------------------------
     def _cut_limit(self, ts: F64Array) -> int:

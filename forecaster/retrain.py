@@ -165,7 +165,7 @@ def anchors(out: F64Array, x: F64Array, cfg: ForecasterConfig) -> F64Array:
     """
     k = cfg.horizon
     cols = [out]
-    first = 1 + int(cfg.use_dt) + 2 * len(cfg.calendar) + len(cfg.covariates)
+    first = anchor_columns(cfg)
     lags = k * len(cfg.seasons)
     for j in range(len(cfg.levels)):
         level = -x[..., first + lags + j]
@@ -175,6 +175,11 @@ def anchors(out: F64Array, x: F64Array, cfg: ForecasterConfig) -> F64Array:
     if cfg.reversal:
         cols.append(np.repeat(-x[..., 0, None], k, axis=-1))
     return np.stack(cols, axis=-1)
+
+
+def anchor_columns(cfg: ForecasterConfig) -> int:
+    """The first input column of the seasonal-naive changes (then the level deviations)."""
+    return 1 + int(cfg.use_dt) + 2 * len(cfg.calendar) + len(cfg.covariates)
 
 
 def n_anchors(cfg: ForecasterConfig) -> int:

@@ -99,6 +99,19 @@ class Wave:
     scale: F64Array  # after this event
 
 
+@dataclass(frozen=True)
+class Call:
+    """One ``learn`` call's events (validated) and output buffers, which its cuts fill."""
+
+    ids: list[str]
+    t: F64Array
+    y: F64Array
+    cov: F64Array
+    out: dict[str, F64Array]  # yhat, half, errors, step_ts: (m, K) each
+    covered: BoolArray
+    judged: Judged
+
+
 class StreamModel:
     """Base of the online models: see the module docstring for the rules."""
 
@@ -195,15 +208,14 @@ class StreamModel:
         covered = np.zeros((m, k), dtype=bool)
         version = np.zeros(m, dtype=np.int64)
         judged = Judgement.buffers(m)
+        call = Call(ids, t, y, cov, out, covered, judged)
         start = 0
         while start < m:
             block_left = self.cfg.interval_block - self.n_events % self.cfg.interval_block
             take = max(1, min(block_left, self._cut_limit(t[idx[start:]])))
             sel = np.arange(start, min(m, start + take))
-            for wave_pos in self._waves([ids[i] for i in idx[sel]]):
-                pos = sel[wave_pos]
-                self._learn_wave(pos, idx[pos], ids, t, y, cov, out, covered, judged)
-                version[pos] = self.model_version
+            self._learn_cut(sel, idx[sel], call)
+            version[sel] = self.model_version
             self.n_events += sel.size
             if self.n_events % self.cfg.interval_block == 0:
                 self._end_block()
@@ -351,6 +363,11 @@ class StreamModel:
             self.max_ts = max(self.max_ts, float(t[ok].max()))
         return ok
 
+    def _learn_cut(self, pos: I64Array, ev: I64Array, call: Call) -> None:
+        """Learn a cut's events (output rows ``pos``, input positions ``ev``), wave by wave."""
+        for wave_pos in self._waves([call.ids[i] for i in ev]):
+            self._learn_wave(pos[wave_pos], ev[wave_pos], call)
+
     @staticmethod
     def _waves(ids: list[str]) -> list[I64Array]:
         """Split positions into waves in which no series repeats, keeping order."""
@@ -363,21 +380,11 @@ class StreamModel:
             return [np.arange(len(ids))]
         return [np.flatnonzero(occ == w) for w in range(int(occ.max()) + 1)]
 
-    def _learn_wave(
-        self,
-        pos: I64Array,
-        ev: I64Array,
-        ids: list[str],
-        t_all: F64Array,
-        y_all: F64Array,
-        cov_all: F64Array,
-        out: dict[str, F64Array],
-        covered: BoolArray,
-        judged: Judged,
-    ) -> None:
+    def _learn_wave(self, pos: I64Array, ev: I64Array, call: Call) -> None:
         tab, cfg = self.table, self.cfg
-        rows = tab.rows(ids[i] for i in ev)
-        t, y = t_all[ev], y_all[ev]
+        rows = tab.rows(call.ids[i] for i in ev)
+        t, y = call.t[ev], call.y[ev]
+        out, covered = call.out, call.covered
         c = tab.count[rows]
         # Score the forecasts issued 1..K events ago for this event, and move the running
         # scales of the changes (clipped) and of the time between events on: one kernel.
@@ -389,9 +396,9 @@ class StreamModel:
                         sc)  # fmt: skip
         change, dt, mdt0, mdt1, var1, scale, anchor1, calm1 = sc
         # Judged before finish_wave overwrites the oldest pending forecast; never changes one.
-        self.anomaly.judge(rows, pos, c, out["errors"], tab.pend_yhat, tab.pend_half, judged)
+        self.anomaly.judge(rows, pos, c, out["errors"], tab.pend_yhat, tab.pend_half, call.judged)
         self._observe_errors(pos, out["errors"], scale)
-        wave = Wave(pos, rows, c, t, y, cov_all[ev], change, dt, mdt0, scale)
+        wave = Wave(pos, rows, c, t, y, call.cov[ev], change, dt, mdt0, scale)
         yhat = self._advance(wave)
         finish_wave(rows, pos, c, t, y, var1, anchor1, calm1, mdt1, scale, yhat, self.q,
                     tab.count, tab.last_ts, tab.last_y, tab.var, tab.anchor, tab.calm,
