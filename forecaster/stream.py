@@ -46,14 +46,6 @@ SNAPSHOT_FORMAT = 5
 CALM_EVENTS = 6
 RECOVER = 0.2
 
-# The ufunc that ``np.clip`` calls for float arrays with both bounds: the same results,
-# without its Python-level dispatch (a few microseconds a call on the per-event path).
-try:
-    from numpy._core import umath as _umath
-except ImportError:  # NumPy 1.x
-    from numpy.core import umath as _umath  # type: ignore[no-redef]
-clip: np.ufunc = getattr(_umath, "clip")  # noqa: B009 (not in NumPy's type stubs)
-
 
 @dataclass(frozen=True)
 class Update:
