@@ -16,7 +16,6 @@ from forecaster.anomaly import BEYOND, EDGES
 from forecaster.core.cut import learn_cut
 from forecaster.core.params import I64Array
 from forecaster.experts import LOSS_CAP, REGRET_CAP
-from forecaster.retrain import anchor_columns
 from forecaster.stream import CALM_EVENTS, RECOVER, Call
 
 if TYPE_CHECKING:
@@ -36,7 +35,7 @@ def learn_cut_compiled(model: OnlineForecaster, pos: I64Array, ev: I64Array, cal
     gru = (model.params, model._work, spec.input_size, spec.hidden_size, spec.num_layers,
            spec.reset_after, model.blend, cfg.reversal)  # fmt: skip
     features = (model._seasons, model._level_rates, model._calendar, cfg.use_dt, cfg.clip_sigma,
-                model._alpha, anchor_columns(cfg), len(cfg.levels), len(cfg.seasons))  # fmt: skip
+                model._alpha, model._lag_column, len(cfg.levels), len(cfg.seasons))  # fmt: skip
     stream = (RECOVER, CALM_EVENTS, model.q, model._block, model.scored_total,
               model.covered_total)  # fmt: skip
     an = model.anomaly

@@ -101,6 +101,7 @@ class OnlineForecaster(StreamModel):
         # Each level's weight per event; the same Python float the NumPy form multiplied by.
         self._level_rates = np.array([1 - 0.5 ** (1 / hl) for hl in cfg.levels], dtype=np.float64)
         self._calendar = calendar_codes(cfg.calendar)
+        self._lag_column = anchor_columns(cfg)  # the first seasonal-naive input column
         # True: a cut's events run in one compiled call (forecaster/cut.py); False: wave by
         # wave from Python, the same rules step by step (the reference tests compare with).
         self.compiled = True
@@ -145,7 +146,7 @@ class OnlineForecaster(StreamModel):
         gru_readout(self.params, tab.h, w.rows, out, s.input_size, s.hidden_size, s.num_layers)
         yhat = np.empty_like(out)
         cfg = self.cfg
-        blend_forecast(out, x, self.blend, w.value, w.scale, anchor_columns(cfg), len(cfg.levels),
+        blend_forecast(out, x, self.blend, w.value, w.scale, self._lag_column, len(cfg.levels),
                        len(cfg.seasons), cfg.reversal, yhat)  # fmt: skip
         if self.experts is not None:
             return self.experts.forecast(tab, w, yhat)
