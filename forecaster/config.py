@@ -89,6 +89,11 @@ class ForecasterConfig:
         least ``drift_min_spacing`` events have passed since the last retrain started,
         a retrain starts at once. The detector resets when a retrain's result applies
         (accepted or not: errors a retrain could not improve become the new norm). With
+        aggregation, a drift retrain's result also restarts the experts' evidence of
+        every series (``drift_restart_experts``, default on): what the mix learned of
+        the experts before the change says little after it, and the model expert's own
+        errors in the change would keep its new weights out of the mix for hundreds of
+        events (``forecaster bench drift``, README). With
         both triggers the schedule is the longest wait: ``retrain_every`` counts from the
         last retrain's start, whatever started it, and with ``retrain_every_max`` (0:
         off) the wait doubles after each retrain the schedule starts, up to that many
@@ -163,6 +168,7 @@ class ForecasterConfig:
     drift_warmup: int = 200
     drift_check: int = 64
     drift_min_spacing: int = 500
+    drift_restart_experts: bool = True
     retrain_every_max: int = 0
     loss: str = "mse"
     huber_delta: float = 1.0
@@ -246,7 +252,7 @@ class ForecasterConfig:
                 msg = f"{name} must be distinct, got {values!r}"
                 raise ValueError(msg)
         _check_float("aggregation_memory", self.aggregation_memory, lower=1.0, strict=True)
-        for name in ("reset_after", "use_dt", "reversal", "background"):
+        for name in ("reset_after", "use_dt", "reversal", "background", "drift_restart_experts"):
             if not isinstance(getattr(self, name), bool):
                 msg = f"{name} must be true or false, got {getattr(self, name)!r}"
                 raise ValueError(msg)

@@ -131,6 +131,17 @@ class Experts:
                      out)  # fmt: skip
         return out
 
+    @staticmethod
+    def restart(tab: SeriesTable) -> None:
+        """Forget every series' evidence: its next forecasts mix by the pooled weights.
+
+        The pending forecasts and running levels stay: they are the experts' own state,
+        not evidence about them.
+        """
+        rows = tab.active_rows()
+        for name in ("agg_regret", "agg_rate", "agg_bound"):
+            tab.arrays[name][rows] = 0.0
+
     def weights(self, tab: SeriesTable, row: int) -> F64Array:
         """The weights ``(K, E)`` a series' next forecast uses."""
         out = np.empty((self.horizon, len(self.names)))

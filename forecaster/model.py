@@ -275,6 +275,11 @@ class OnlineForecaster(StreamModel):
         })  # fmt: skip
         if self.schedule.drift is not None:  # the errors from here on set the next norm
             self.schedule.drift.reset()
+        restart = self._job_reason == "drift" and self.cfg.drift_restart_experts
+        if restart and self.experts is not None:
+            # At the swap, not at the detection: the model expert's errors between the two
+            # are its old weights' in the new regime (README: retraining when it pays).
+            self.experts.restart(self.table)
         if res.error:
             self.retrains_failed += 1
             self.last_retrain_error = res.error

@@ -45,10 +45,12 @@ MODELS: dict[str, Callable[[], StreamModel]] = {
         aggregation_memory=50.0,
     ),
     # Drift-triggered retrains (several fire in the 400-600 events of ``stream``), with
-    # the schedule as the longest wait (in events, stretching, and in event time) and
-    # training that stops early, or drift alone.
+    # the schedule as the longest wait (in events, stretching, and in event time),
+    # training that stops early and the experts restarted by each drift retrain; or
+    # drift alone.
     "gru-drift-schedule-early-stop": gru(
         retrain_on=("schedule", "drift"),
+        aggregation="mlpoly",
         retrain_every=100,
         retrain_every_max=250,
         early_stop_every=2,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -140,6 +141,40 @@ def test_noisier_data_starts_a_drift_retrain_at_a_check_and_the_detector_resets(
     assert model2.drift_statistic == 0.0 and model2.schedule.drift.state[0] == 0.0  # type: ignore[union-attr]
 
 
+def two_series_noisier(n: int, at: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Two series taking turns, both :func:`noisier` (one lifted by 1) from event ``at``."""
+    _, ts, y = noisier(n, at=at, factor=4.0)
+    return [("a", "b")[i % 2] for i in range(n)], ts, y + np.arange(n) % 2
+
+
+def evidence_after(cfg: ForecasterConfig, events: int) -> np.ndarray:
+    """Both series' expert regrets and rate sums after the first ``events`` events."""
+    model = OnlineForecaster(cfg)
+    ids, ts, y = two_series_noisier(900, at=600)
+    model.learn(ids[:events], ts[:events], y[:events])
+    rows = model.table.active_rows()
+    assert rows.size == 2
+    return np.stack([model.table.agg_regret[rows], model.table.agg_rate[rows]])
+
+
+def test_a_drift_retrain_restarts_every_series_expert_evidence_when_it_applies() -> None:
+    cfg = drift_cfg(aggregation="mlpoly")
+    model = OnlineForecaster(cfg)
+    model.learn(*two_series_noisier(900, at=600))
+    drift = [e for e in model.retrain_log if e["reason"] == "drift"]
+    assert drift, model.retrain_log
+    swap = int(drift[0]["at_event"])
+    before, at = evidence_after(cfg, swap - 1), evidence_after(cfg, swap)
+    assert (before != 0.0).any(axis=(0, 2, 3)).all()  # each series had evidence
+    assert not at.any()  # and none right after the swap
+    assert evidence_after(cfg, swap + 20).any()  # then it gathers again
+    kept = evidence_after(replace(cfg, drift_restart_experts=False), swap)
+    assert (kept != 0.0).any(axis=(0, 2, 3)).all()
+    # A scheduled retrain's result leaves the evidence alone.
+    sched = drift_cfg(aggregation="mlpoly", retrain_on=("schedule",), retrain_every=300)
+    assert (evidence_after(sched, 300 + SMALL["swap_delay"]) != 0.0).any(axis=(0, 2, 3)).all()
+
+
 def test_with_both_triggers_the_schedule_counts_from_the_last_start() -> None:
     ids, ts, y = noisier(900, at=600, factor=4.0)
     model = OnlineForecaster(drift_cfg(retrain_every=250))
@@ -221,6 +256,7 @@ def test_snapshots_from_before_the_drift_trigger_still_restore() -> None:
         ({"drift_warmup": 0}, "drift_warmup must be an integer >= 1, got 0"),
         ({"drift_check": 2.5}, "drift_check must be an integer >= 1, got 2.5"),
         ({"drift_min_spacing": -1}, "drift_min_spacing must be an integer >= 0, got -1"),
+        ({"drift_restart_experts": 1}, "drift_restart_experts must be true or false, got 1"),
         ({"early_stop_every": -1}, "early_stop_every must be an integer >= 0, got -1"),
         ({"early_stop_patience": 0}, "early_stop_patience must be an integer >= 1, got 0"),
     ],
@@ -269,7 +305,7 @@ def test_the_shipped_configs_show_the_retraining_defaults(name: str) -> None:
     text = (Path(__file__).resolve().parents[2] / "config" / name).read_text()
     new = ("early_stop_every", "early_stop_patience", "retrain_on", "drift_threshold",
            "drift_delta", "drift_warmup", "drift_check", "drift_min_spacing",
-           "retrain_every_max")  # fmt: skip
+           "drift_restart_experts", "retrain_every_max")  # fmt: skip
     line = r"^# (\w+) = (\S.*?)[ \t]*(?:#.*)?$"
     shown = {
         m[1]: tomllib.loads(f"v = {m[2]}")["v"]
@@ -286,7 +322,6 @@ def test_the_shipped_configs_show_the_retraining_defaults(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["gru-drift-schedule-early-stop", "gru-drift-only-sync"])
 def test_drift_retrains_give_the_same_outputs_in_the_background_and_inline(name: str) -> None:
-    from dataclasses import replace
 
     template = MODELS[name]()
     assert isinstance(template, OnlineForecaster)
