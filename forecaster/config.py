@@ -89,11 +89,12 @@ class ForecasterConfig:
         least ``drift_min_spacing`` events have passed since the last retrain started,
         a retrain starts at once. The detector resets when a retrain's result applies
         (accepted or not: errors a retrain could not improve become the new norm). With
-        aggregation, a drift retrain's result also restarts the experts' evidence of
-        every series (``drift_restart_experts``, default on): what the mix learned of
-        the experts before the change says little after it, and the model expert's own
-        errors in the change would keep its new weights out of the mix for hundreds of
-        events (``forecaster bench drift``, README). With
+        aggregation, an accepted drift retrain also lightens every series' evidence on
+        the model expert, which now has new weights: its regrets and rate sums are
+        multiplied by ``drift_model_evidence_kept`` (0.1; 1 keeps everything), so its
+        next errors count ten times as much. Its errors in the change would otherwise
+        keep the retrained weights out of the mix for hundreds of events (``forecaster
+        bench drift``, README). With
         both triggers the schedule is the longest wait: ``retrain_every`` counts from the
         last retrain's start, whatever started it, and with ``retrain_every_max`` (0:
         off) the wait doubles after each retrain the schedule starts, up to that many
@@ -168,7 +169,7 @@ class ForecasterConfig:
     drift_warmup: int = 200
     drift_check: int = 64
     drift_min_spacing: int = 500
-    drift_restart_experts: bool = True
+    drift_model_evidence_kept: float = 0.1
     retrain_every_max: int = 0
     loss: str = "mse"
     huber_delta: float = 1.0
@@ -252,7 +253,7 @@ class ForecasterConfig:
                 msg = f"{name} must be distinct, got {values!r}"
                 raise ValueError(msg)
         _check_float("aggregation_memory", self.aggregation_memory, lower=1.0, strict=True)
-        for name in ("reset_after", "use_dt", "reversal", "background", "drift_restart_experts"):
+        for name in ("reset_after", "use_dt", "reversal", "background"):
             if not isinstance(getattr(self, name), bool):
                 msg = f"{name} must be true or false, got {getattr(self, name)!r}"
                 raise ValueError(msg)
@@ -296,6 +297,11 @@ class ForecasterConfig:
         _check_int("drift_warmup", self.drift_warmup, 1)
         _check_int("drift_check", self.drift_check, 1)
         _check_int("drift_min_spacing", self.drift_min_spacing, 0)
+        kept = self.drift_model_evidence_kept
+        _check_float("drift_model_evidence_kept", kept, lower=0.0, strict=False)
+        if kept > 1.0:
+            msg = f"drift_model_evidence_kept must be in [0, 1], got {kept!r}"
+            raise ValueError(msg)
         _check_int("retrain_every_max", self.retrain_every_max, 0)
         most = self.retrain_every_max
         if most and ("drift" not in on or "schedule" not in on or most < self.retrain_every):

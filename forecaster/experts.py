@@ -132,15 +132,20 @@ class Experts:
         return out
 
     @staticmethod
-    def restart(tab: SeriesTable) -> None:
-        """Forget every series' evidence: its next forecasts mix by the pooled weights.
+    def lighten_model(tab: SeriesTable, kept: float) -> None:
+        """Scale every series' evidence on the model expert by ``kept`` (new weights).
 
-        The pending forecasts and running levels stay: they are the experts' own state,
-        not evidence about them.
+        What the mix learned of the model expert was learned of the weights it had:
+        after a retrain for a new regime it is another forecaster. Its regrets and rate
+        sums shrink to ``kept`` of themselves, so its next errors count ``1 / kept``
+        times as much; the other experts' evidence is about experts that did not change
+        and stays.
         """
+        if kept == 1.0:
+            return
         rows = tab.active_rows()
-        for name in ("agg_regret", "agg_rate", "agg_bound"):
-            tab.arrays[name][rows] = 0.0
+        for name in ("agg_regret", "agg_rate"):
+            tab.arrays[name][rows, 0] *= kept
 
     def weights(self, tab: SeriesTable, row: int) -> F64Array:
         """The weights ``(K, E)`` a series' next forecast uses."""

@@ -275,11 +275,6 @@ class OnlineForecaster(StreamModel):
         })  # fmt: skip
         if self.schedule.drift is not None:  # the errors from here on set the next norm
             self.schedule.drift.reset()
-        restart = self._job_reason == "drift" and self.cfg.drift_restart_experts
-        if restart and self.experts is not None:
-            # At the swap, not at the detection: the model expert's errors between the two
-            # are its old weights' in the new regime (README: retraining when it pays).
-            self.experts.restart(self.table)
         if res.error:
             self.retrains_failed += 1
             self.last_retrain_error = res.error
@@ -288,6 +283,11 @@ class OnlineForecaster(StreamModel):
             self.retrains_rejected += 1
             return
         self.retrains_accepted += 1
+        if self._job_reason == "drift" and self.experts is not None:
+            # The model expert is new: its old weights' record (their errors in the change
+            # above all) would keep it out of the mix long after it is back (README:
+            # retraining when it pays).
+            self.experts.lighten_model(self.table, self.cfg.drift_model_evidence_kept)
         self.model_version += 1
         self.params, self.opt_state, self.blend = res.params, res.opt_state, res.blend
         self.blend_losses = res.blend_losses

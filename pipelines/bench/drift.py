@@ -165,6 +165,6 @@ def run(config: ConfigFile = SHIPPED, seeds: tuple[int, ...] = (0, 1, 2),
                      "first_retrain": cfgs["schedule"].first_retrain},
         "drift": {k: getattr(cfgs["drift"], k) for k in (
             "drift_threshold", "drift_delta", "drift_warmup", "drift_check",
-            "drift_min_spacing", "drift_restart_experts")},
+            "drift_min_spacing", "drift_model_evidence_kept")},
         "seeds": list(seeds), "rows": rows, "passes": all(r["passes"] for r in rows),
     }  # fmt: skip

@@ -86,7 +86,7 @@ def bench_drift_command(config_path: Path | None, seeds: str, as_json: bool) -> 
         f"{result['retrain_every_max']:,} events, drift_threshold {d['drift_threshold']:g}, "
         f"drift_delta {d['drift_delta']:g}, drift_warmup {d['drift_warmup']}, drift_check "
         f"{d['drift_check']}, drift_min_spacing {d['drift_min_spacing']}, "
-        f"drift_restart_experts {str(d['drift_restart_experts']).lower()}; streams of "
+        f"drift_model_evidence_kept {d['drift_model_evidence_kept']:g}; streams of "
         f"{result['events']:,} events, the control {result['control_events']:,}"
     )
     for r in result["rows"]:

@@ -157,22 +157,31 @@ def evidence_after(cfg: ForecasterConfig, events: int) -> np.ndarray:
     return np.stack([model.table.agg_regret[rows], model.table.agg_rate[rows]])
 
 
-def test_a_drift_retrain_restarts_every_series_expert_evidence_when_it_applies() -> None:
+def test_an_accepted_drift_retrain_lightens_every_series_evidence_on_the_model_expert() -> None:
     cfg = drift_cfg(aggregation="mlpoly")
     model = OnlineForecaster(cfg)
     model.learn(*two_series_noisier(900, at=600))
     drift = [e for e in model.retrain_log if e["reason"] == "drift"]
-    assert drift, model.retrain_log
+    assert drift and drift[0]["accepted"] == 1.0, model.retrain_log
     swap = int(drift[0]["at_event"])
-    before, at = evidence_after(cfg, swap - 1), evidence_after(cfg, swap)
-    assert (before != 0.0).any(axis=(0, 2, 3)).all()  # each series had evidence
-    assert not at.any()  # and none right after the swap
-    assert evidence_after(cfg, swap + 20).any()  # then it gathers again
-    kept = evidence_after(replace(cfg, drift_restart_experts=False), swap)
-    assert (kept != 0.0).any(axis=(0, 2, 3)).all()
+    kept = evidence_after(replace(cfg, drift_model_evidence_kept=1.0), swap)
+    at = evidence_after(cfg, swap)  # (regrets and rate sums, series, experts, steps)
+    assert (kept[:, :, 0] != 0.0).any(axis=(0, 2)).all()  # each series had evidence
+    # Every series' regrets and rate sums of the model expert (index 0) are a tenth of
+    # what they were; the other experts' are untouched.
+    np.testing.assert_array_equal(at[:, :, 0], kept[:, :, 0] * 0.1)
+    np.testing.assert_array_equal(at[:, :, 1:], kept[:, :, 1:])
+    # Up to the swap the share changes nothing; a share of 0 empties the model's record.
+    keep_all = replace(cfg, drift_model_evidence_kept=1.0)
+    np.testing.assert_array_equal(evidence_after(cfg, swap - 1), evidence_after(keep_all, swap - 1))
+    assert not evidence_after(replace(cfg, drift_model_evidence_kept=0.0), swap)[:, :, 0].any()
     # A scheduled retrain's result leaves the evidence alone.
     sched = drift_cfg(aggregation="mlpoly", retrain_on=("schedule",), retrain_every=300)
-    assert (evidence_after(sched, 300 + SMALL["swap_delay"]) != 0.0).any(axis=(0, 2, 3)).all()
+    at_sched = 300 + SMALL["swap_delay"]
+    np.testing.assert_array_equal(
+        evidence_after(sched, at_sched),
+        evidence_after(replace(sched, drift_model_evidence_kept=1.0), at_sched),
+    )
 
 
 def test_with_both_triggers_the_schedule_counts_from_the_last_start() -> None:
@@ -256,7 +265,8 @@ def test_snapshots_from_before_the_drift_trigger_still_restore() -> None:
         ({"drift_warmup": 0}, "drift_warmup must be an integer >= 1, got 0"),
         ({"drift_check": 2.5}, "drift_check must be an integer >= 1, got 2.5"),
         ({"drift_min_spacing": -1}, "drift_min_spacing must be an integer >= 0, got -1"),
-        ({"drift_restart_experts": 1}, "drift_restart_experts must be true or false, got 1"),
+        ({"drift_model_evidence_kept": 1.5}, "drift_model_evidence_kept must be in .0, 1.,"),
+        ({"drift_model_evidence_kept": -0.1}, "drift_model_evidence_kept must be a finite number"),
         ({"early_stop_every": -1}, "early_stop_every must be an integer >= 0, got -1"),
         ({"early_stop_patience": 0}, "early_stop_patience must be an integer >= 1, got 0"),
     ],
@@ -305,7 +315,7 @@ def test_the_shipped_configs_show_the_retraining_defaults(name: str) -> None:
     text = (Path(__file__).resolve().parents[2] / "config" / name).read_text()
     new = ("early_stop_every", "early_stop_patience", "retrain_on", "drift_threshold",
            "drift_delta", "drift_warmup", "drift_check", "drift_min_spacing",
-           "drift_restart_experts", "retrain_every_max")  # fmt: skip
+           "drift_model_evidence_kept", "retrain_every_max")  # fmt: skip
     line = r"^# (\w+) = (\S.*?)[ \t]*(?:#.*)?$"
     shown = {
         m[1]: tomllib.loads(f"v = {m[2]}")["v"]
