@@ -46,8 +46,8 @@ MODELS: dict[str, Callable[[], StreamModel]] = {
     ),
     # Drift-triggered retrains (several fire in the 400-600 events of ``stream``), with
     # the schedule as the longest wait (in events, stretching, and in event time),
-    # training that stops early and the experts restarted by each drift retrain; or
-    # drift alone.
+    # training that stops early, and the mix's record of the model lightened by each
+    # accepted drift retrain; or drift alone.
     "gru-drift-schedule-early-stop": gru(
         retrain_on=("schedule", "drift"),
         aggregation="mlpoly",

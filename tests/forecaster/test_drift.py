@@ -332,7 +332,6 @@ def test_the_shipped_configs_show_the_retraining_defaults(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["gru-drift-schedule-early-stop", "gru-drift-only-sync"])
 def test_drift_retrains_give_the_same_outputs_in_the_background_and_inline(name: str) -> None:
-
     template = MODELS[name]()
     assert isinstance(template, OnlineForecaster)
     ev = events_for(template, n=600)
