@@ -24,22 +24,8 @@ from forecaster.retrain import (
 )
 from forecaster.schedule import REASONS, RetrainSchedule
 from forecaster.series import Shapes
+from forecaster.snapshot import load_model_state, model_state
 from forecaster.stream import Call, StreamModel, Wave
-
-_RESULT_ARRAYS = ("params", "opt_state", "blend", "blend_losses", "states", "rows", "counts")
-
-
-class _Finished:
-    """A retrain restored from a snapshot: already done, result at hand."""
-
-    def __init__(self, result: RetrainResult) -> None:
-        self._result = result
-
-    def done(self) -> bool:
-        return True
-
-    def result(self) -> RetrainResult:
-        return self._result
 
 
 class OnlineForecaster(StreamModel):
@@ -319,60 +305,15 @@ class OnlineForecaster(StreamModel):
         recent, _ = recent_inputs(tab, rows, cfg.rebuild_steps, cfg.history)
         tab.h[rows] = rebuild_states(self.params, self.spec, recent, lengths, start)
 
-    # --- snapshots --------------------------------------------------------------
+    # --- snapshots (forecaster/snapshot.py) --------------------------------------
     def _init_kwargs(self) -> dict[str, Any]:
         return {"cfg": self.cfg.to_dict()}
 
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {"params": self.params, "opt_state": self.opt_state, "blend": self.blend,
-                  "blend_losses": self.blend_losses}  # fmt: skip
-        if self.experts is not None:
-            arrays["pooled"] = self.experts.pooled
-        meta: dict[str, Any] = {
-            "retrains": [self.retrains_started, self.retrains_accepted, self.retrains_rejected],
-            "retrains_failed": self.retrains_failed, "last_retrain_error": self.last_retrain_error,
-            "retrain_enabled": self.retrain_enabled,
-            "retrain_log": self.retrain_log, "swap_at": self._swap_at, "job": None,
-            "retrains_by_reason": self.retrains_by_reason, "job_reason": self._job_reason,
-            "job_start": self._job_start,
-        }  # fmt: skip
-        schedule_arrays, schedule_meta = self.schedule.state()
-        arrays.update(schedule_arrays)
-        meta.update(schedule_meta)
-        if self._job is not None:  # an in-flight retrain is finished and stored
-            res = self._job.result()
-            arrays.update({f"job.{k}": getattr(res, k) for k in _RESULT_ARRAYS})
-            meta["job"] = {"accepted": res.accepted, "train_loss": res.train_loss,
-                           "val_loss_before": res.val_loss_before,
-                           "val_loss_after": res.val_loss_after, "ids": res.ids,
-                           "error": res.error, "steps": res.steps}  # fmt: skip
-        return arrays, meta
+        return model_state(self)
 
     def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        if arrays["params"].shape != (self.spec.n_params,):
-            msg = (f"snapshot weights have shape {arrays['params'].shape}, this model needs "
-                   f"({self.spec.n_params},)")  # fmt: skip
-            raise ValueError(msg)
-        self.params, self.opt_state = arrays["params"], arrays["opt_state"]
-        self.blend, self.blend_losses = arrays["blend"], arrays["blend_losses"]
-        if self.experts is not None:
-            self.experts.pooled = arrays["pooled"]
-        self.retrains_started, self.retrains_accepted, self.retrains_rejected = meta["retrains"]
-        # Snapshots written before failures were counted apart have none.
-        self.retrains_failed = meta.get("retrains_failed", 0)
-        self.last_retrain_error = meta.get("last_retrain_error", "")
-        self.retrain_log = meta["retrain_log"]
-        self.retrain_enabled = meta["retrain_enabled"]
-        self._swap_at = meta["swap_at"]
-        # Snapshots from before the drift trigger have no reasons.
-        self.retrains_by_reason.update(meta.get("retrains_by_reason", {}))
-        self._job_reason, self._job_start = meta.get("job_reason", ""), meta.get("job_start", -1)
-        self.schedule.load(arrays, meta)
-        job = meta["job"]
-        if job is not None:
-            fields: dict[str, Any] = {k: arrays[f"job.{k}"] for k in _RESULT_ARRAYS}
-            res = RetrainResult(**fields, **job)
-            self._job = _Finished(res)  # type: ignore[assignment]
+        load_model_state(self, arrays, meta)
 
     # --- experts ----------------------------------------------------------------
     @property
