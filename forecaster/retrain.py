@@ -17,7 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from forecaster.config import ForecasterConfig
-from forecaster.core import F64Array, GRUSpec, Loss, Trainer, forward, gru_step, step_workspace
+from forecaster.core import (
+    F64Array,
+    GRUSpec,
+    Loss,
+    Trainer,
+    Workspace,
+    forward,
+    gru_step,
+    step_workspace,
+)
 from forecaster.core.backprop import output_grad
 from forecaster.core.blend import mix_losses
 from forecaster.core.params import I64Array
@@ -342,6 +351,10 @@ class RetrainJob:
         self.recent, self.lengths = recent_inputs(table, self.rows, cfg.rebuild_steps, cfg.history)
         self._result: RetrainResult | None = None
         self._thread: threading.Thread | None = None
+        self._ws: Workspace | None = None  # the validation passes'
+        # (weights, outputs) of the latest validation pass, and of the two judge() reuses
+        self._last_pass: tuple[F64Array, F64Array] | None = None
+        self._passes: list[tuple[F64Array, F64Array] | None] = [None, None]
 
     def start(self, background: bool) -> None:
         """Run now, or in a daemon thread when ``background``."""
@@ -420,6 +433,9 @@ class RetrainJob:
                 val = self.gru_val_loss(trainer, new)
                 if val < best:
                     best, waited, kept = val, 0, (new.copy(), opt.copy())
+                    # judge() scores these forecasts again: the starting weights' and
+                    # the kept ones'.
+                    self._passes[0 if step == 0 else 1] = self._last_pass
                 else:
                     waited += 1
                     if waited >= patience:
@@ -433,20 +449,45 @@ class RetrainJob:
         return float(loss), step
 
     def gru_val_loss(self, trainer: Trainer, params: F64Array) -> float:
-        """The GRU's own loss (no blend) on the validation windows, in training batches."""
-        v, b, spec = self.val, self.cfg.batch_windows, self.spec
-        h0 = np.zeros((spec.num_layers, b, spec.hidden_size))
+        """The GRU's own loss (no blend) on the validation windows.
+
+        One forward pass over every window (as many in lockstep as there are: cheaper than
+        a pass a training batch), the loss summed a training batch at a time as before.
+        """
+        v, b = self.val, self.cfg.batch_windows
+        out = self._forward(params)
+        dy = self._eval_ws(v.x.shape[0]).dy
         total = weight = 0.0
         for lo in range(0, v.x.shape[0], b):
-            x, y, w = v.x[lo : lo + b], v.y[lo : lo + b], v.w[lo : lo + b]
-            ws = trainer.workspace(x.shape[0], x.shape[1])
-            if x.shape[0] != b:
-                h0 = np.zeros((spec.num_layers, x.shape[0], spec.hidden_size))
-            forward(spec, params, x, h0, ws)
-            wsum = float(w.sum())
-            total += wsum * output_grad(ws.out, y, w, ws.dy, int(trainer.loss), trainer.huber_delta)
+            sel = slice(lo, lo + b)
+            wsum = float(v.w[sel].sum())
+            loss = output_grad(out[:, sel], v.y[sel], v.w[sel], dy[:, sel], int(trainer.loss),
+                               trainer.huber_delta)  # fmt: skip
+            total += wsum * loss
             weight += wsum
         return total / weight if weight > 0 else math.inf
+
+    def _eval_ws(self, n: int) -> Workspace:
+        """The validation passes' workspace (apart from training's, whose batch is smaller)."""
+        if self._ws is None or self._ws.batch != n:
+            self._ws = Workspace(self.spec, n, self.val.x.shape[1])
+        return self._ws
+
+    def _forward(self, params: F64Array) -> F64Array:
+        """The GRU's outputs ``(T, N, K)`` on the validation windows under ``params``.
+
+        A pass made earlier with the same weights (early stopping's first and best) is
+        not made again.
+        """
+        for memo in self._passes:
+            if memo is not None and np.array_equal(memo[0], params):
+                self._last_pass = memo
+                return memo[1]
+        v, spec = self.val, self.spec
+        ws = self._eval_ws(v.x.shape[0])
+        forward(spec, params, v.x, np.zeros((spec.num_layers, v.x.shape[0], spec.hidden_size)), ws)
+        self._last_pass = (params.copy(), ws.out.copy())
+        return ws.out
 
     def judge(
         self, trainer: Trainer, old: F64Array
@@ -485,10 +526,7 @@ class RetrainJob:
 
     def _candidates(self, trainer: Trainer, params: F64Array) -> F64Array:
         """Candidate forecasts on the validation windows (a forward pass, no gradients)."""
-        v, spec = self.val, self.spec
-        ws = trainer.workspace(v.x.shape[0], v.x.shape[1])
-        forward(spec, params, v.x, np.zeros((spec.num_layers, v.x.shape[0], spec.hidden_size)), ws)
-        return anchors(np.array(ws.yhat), v.x, self.cfg)
+        return anchors(np.array(self._forward(params).transpose(1, 0, 2)), self.val.x, self.cfg)
 
     def _val_loss(self, cand: F64Array, blend: F64Array, kind: Loss) -> float:
         """Validation loss of the blended forecasts (the ones the model would issue)."""

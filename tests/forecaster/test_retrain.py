@@ -186,15 +186,21 @@ def test_the_reversal_candidate_is_the_last_change_undone() -> None:
     np.testing.assert_array_equal(anchors(out, x, replace(cfg, reversal=False)), got[..., :-1])
 
 
-def test_early_stopping_keeps_the_weights_of_the_best_evaluation() -> None:
+def early_stopping_job(patience: int, steps: int) -> tuple[ForecasterConfig, RetrainJob]:
+    """A retrain job over 400 events of a sine, evaluated every 2 steps."""
     cfg = ForecasterConfig(**{**SMALL, "background": False, "retrain_every": 0,
-                              "early_stop_every": 2, "early_stop_patience": 1,
-                              "learning_rate": 0.03, "train_steps": 40})  # fmt: skip
+                              "early_stop_every": 2, "early_stop_patience": patience,
+                              "learning_rate": 0.03, "train_steps": steps})  # fmt: skip
     model = OnlineForecaster(cfg)
     ids, ts, y = sine(400)
     model.learn(ids, ts, y)
     job = RetrainJob(cfg, model.spec, model.params, model.opt_state, model.blend,
                      model.blend_losses, model.table, (0, 0))  # fmt: skip
+    return cfg, job
+
+
+def test_early_stopping_keeps_the_weights_of_the_best_evaluation() -> None:
+    cfg, job = early_stopping_job(patience=1, steps=40)
     seen: list[float] = []
     measure = job.gru_val_loss
 
@@ -209,6 +215,61 @@ def test_early_stopping_keeps_the_weights_of_the_best_evaluation() -> None:
     assert len(seen) == steps // 2 + 1
     assert seen[-1] >= min(seen[:-1])  # the last evaluation did not improve...
     assert measure(trainer, job.params) == min(seen)  # ...and the best weights stayed
+
+
+def test_validation_passes_are_made_once_and_score_as_batch_by_batch() -> None:
+    from forecaster.core import forward
+    from forecaster.core.backprop import output_grad
+    from forecaster.retrain import anchors
+
+    cfg, job = early_stopping_job(patience=2, steps=12)
+    trainer, spec, v, b = job.trainer(), job.spec, job.val, cfg.batch_windows
+    assert v.x.shape[0] > b  # several training batches of validation windows
+
+    def fresh(params: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        x = np.ascontiguousarray(v.x[lo:hi])
+        ws = trainer.workspace(x.shape[0], x.shape[1])
+        forward(spec, params, x, np.zeros((1, x.shape[0], spec.hidden_size)), ws)
+        return ws.yhat.copy()
+
+    def loss_by_batch(params: np.ndarray) -> float:  # a pass per batch, as training runs
+        total, weight = 0.0, 0.0
+        for lo in range(0, v.x.shape[0], b):
+            sel = slice(lo, lo + b)
+            yhat = np.ascontiguousarray(fresh(params, lo, lo + b).transpose(1, 0, 2))
+            wsum = float(v.w[sel].sum())
+            total += wsum * output_grad(yhat, v.y[sel], v.w[sel], np.zeros_like(yhat),
+                                        int(trainer.loss), trainer.huber_delta)  # fmt: skip
+            weight += wsum
+        return total / weight
+
+    old = job.params.copy()
+    # the same sums; the products' last bits may depend on the batch in some BLAS
+    assert job.gru_val_loss(trainer, old) == pytest.approx(loss_by_batch(old), rel=1e-12)
+    job.fit(trainer)
+    assert not np.array_equal(job.params, old)
+    passes = 0
+
+    def counted(*args: object) -> None:
+        nonlocal passes
+        passes += 1
+        forward(*args)  # type: ignore[arg-type]
+
+    import forecaster.retrain as retrain_module
+
+    saved = retrain_module.forward
+    retrain_module.forward = counted  # type: ignore[assignment]
+    try:  # judge() scores the starting and the kept weights without a pass of its own
+        for params in (old, job.params):
+            got = job._candidates(trainer, params)
+            np.testing.assert_array_equal(got, anchors(fresh(params), v.x, cfg))
+        assert passes == 0
+        other = job.params + 1e-3  # weights no pass was made with: one pass
+        np.testing.assert_array_equal(job._candidates(trainer, other),
+                                      anchors(fresh(other), v.x, cfg))  # fmt: skip
+        assert passes == 1
+    finally:
+        retrain_module.forward = saved
 
 
 def test_without_early_stopping_every_step_is_taken_and_logged() -> None:
