@@ -399,6 +399,9 @@ class RetrainJob:
         old = self.params.copy()
         loss, steps = self.fit(trainer)
         ok, before, after, blend, record = self.judge(trainer, old)
+        # The validation passes' arrays (tens of MB with fleets' 128 windows) are not
+        # kept while the result waits for its swap.
+        self._ws, self._last_pass, self._passes = None, None, [None, None]
         states = self.states(ok)
         return RetrainResult(
             self.params, self.opt_state, blend, record, ok, loss, before, after, states,

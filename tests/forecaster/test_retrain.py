@@ -272,6 +272,13 @@ def test_validation_passes_are_made_once_and_score_as_batch_by_batch() -> None:
         retrain_module.forward = saved
 
 
+def test_a_finished_job_keeps_no_validation_passes_while_it_waits_for_its_swap() -> None:
+    _, job = early_stopping_job(patience=2, steps=12)
+    job.start(background=False)
+    assert job.result().steps > 0
+    assert job._ws is None and job._last_pass is None and job._passes == [None, None]
+
+
 def test_without_early_stopping_every_step_is_taken_and_logged() -> None:
     model = OnlineForecaster(ForecasterConfig(**{**SMALL, "background": False}))
     ids, ts, y = sine(300)
