@@ -501,12 +501,12 @@ class RetrainJob:
         after, and the blend and record the new weights would deploy.
         """
         cfg, new = self.cfg, self.params
-        before = self._val_loss(self._candidates(trainer, old), self.blend, trainer.loss)
+        before = self._val_loss(self._candidates(old), self.blend, trainer.loss)
         ok = bool(np.all(np.isfinite(new)))
         blend, record = self.blend, self.record
         after = float("nan")
         if ok:
-            cand = self._candidates(trainer, new)
+            cand = self._candidates(new)
             losses = blend_losses(cand, self.val.y, self.val.w, trainer.loss, self.mix_kernel)
             # Judged on these windows alone; a tie gains nothing, so the old weights stay.
             m, tol = self.blend.shape[1], cfg.blend_tolerance
@@ -527,7 +527,7 @@ class RetrainJob:
             return zeros
         return rebuild_states(self.params, self.spec, self.recent, self.lengths, zeros)
 
-    def _candidates(self, trainer: Trainer, params: F64Array) -> F64Array:
+    def _candidates(self, params: F64Array) -> F64Array:
         """Candidate forecasts on the validation windows (a forward pass, no gradients)."""
         return anchors(np.array(self._forward(params).transpose(1, 0, 2)), self.val.x, self.cfg)
 

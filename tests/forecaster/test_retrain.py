@@ -217,7 +217,9 @@ def test_early_stopping_keeps_the_weights_of_the_best_evaluation() -> None:
     assert measure(trainer, job.params) == min(seen)  # ...and the best weights stayed
 
 
-def test_validation_passes_are_made_once_and_score_as_batch_by_batch() -> None:
+def test_validation_passes_are_made_once_and_score_as_batch_by_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from forecaster.core import forward
     from forecaster.core.backprop import output_grad
     from forecaster.retrain import anchors
@@ -255,21 +257,14 @@ def test_validation_passes_are_made_once_and_score_as_batch_by_batch() -> None:
         passes += 1
         forward(*args)  # type: ignore[arg-type]
 
-    import forecaster.retrain as retrain_module
-
-    saved = retrain_module.forward
-    retrain_module.forward = counted  # type: ignore[assignment]
-    try:  # judge() scores the starting and the kept weights without a pass of its own
-        for params in (old, job.params):
-            got = job._candidates(trainer, params)
-            np.testing.assert_array_equal(got, anchors(fresh(params), v.x, cfg))
-        assert passes == 0
-        other = job.params + 1e-3  # weights no pass was made with: one pass
-        np.testing.assert_array_equal(job._candidates(trainer, other),
-                                      anchors(fresh(other), v.x, cfg))  # fmt: skip
-        assert passes == 1
-    finally:
-        retrain_module.forward = saved
+    monkeypatch.setattr("forecaster.retrain.forward", counted)
+    # judge() scores the starting and the kept weights without a pass of its own
+    for params in (old, job.params):
+        np.testing.assert_array_equal(job._candidates(params), anchors(fresh(params), v.x, cfg))
+    assert passes == 0
+    other = job.params + 1e-3  # weights no pass was made with: one pass
+    np.testing.assert_array_equal(job._candidates(other), anchors(fresh(other), v.x, cfg))
+    assert passes == 1
 
 
 def test_a_finished_job_keeps_no_validation_passes_while_it_waits_for_its_swap() -> None:
