@@ -1,6 +1,6 @@
 """Training windows gathered from per-series histories, as one kernel.
 
-:func:`forecaster.retrain.sample_windows` draws window starts with NumPy's generator and
+:func:`forecaster.windows.sample_windows` draws window starts with NumPy's generator and
 then gathers the windows here: inputs copied, targets ``(y[t+k] - y[t]) / scale[t]``
 where ``t + k`` is already in the history (weight 1, else target 0 and weight 0), and
 no weight in the first ``burn_in`` positions. Written as NumPy fancy indexing this made

@@ -126,7 +126,7 @@ def test_blend_losses_skip_unweighted_targets_and_match_a_direct_sum() -> None:
 
 
 def test_validation_windows_are_the_recent_past() -> None:
-    from forecaster.retrain import sample_windows
+    from forecaster.windows import sample_windows
 
     cfg = ForecasterConfig(**{**SMALL, "history": 48, "window": 12, "validation_fraction": 0.25})
     model = OnlineForecaster(cfg)
@@ -282,7 +282,7 @@ def test_without_early_stopping_every_step_is_taken_and_logged() -> None:
 
 
 def test_training_batches_gathered_lazily_equal_those_gathered_at_once() -> None:
-    from forecaster.retrain import TrainBatches, draw_windows, sample_windows
+    from forecaster.windows import TrainBatches, draw_windows, sample_windows
 
     cfg = ForecasterConfig(**SMALL)
     model = OnlineForecaster(cfg)
