@@ -10,13 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forecaster.core.backprop import (
-    candidate_update,
-    gates_backward,
-    output_grad,
-    reset_backward,
-    rz_gates,
-)
+from forecaster.core.backprop import backward_steps, forward_steps, output_grad
 from forecaster.core.losses import Loss
 from forecaster.core.optim import Adam, Optimizer, clip_grad_norm
 from forecaster.core.params import F64Array, GRUSpec
@@ -38,14 +32,11 @@ class Workspace:
     nn: F64Array = field(init=False)
     aux: F64Array = field(init=False)
     gi: F64Array = field(init=False)
-    gh: F64Array = field(init=False)
     out: F64Array = field(init=False)
     dy: F64Array = field(init=False)
     dgi: F64Array = field(init=False)
     dgh: F64Array = field(init=False)
     dext: F64Array = field(init=False)
-    dcarry: F64Array = field(init=False)
-    tmp: F64Array = field(init=False)
     grad: F64Array = field(init=False)
 
     def __post_init__(self) -> None:
@@ -54,12 +45,10 @@ class Workspace:
         self.hs = np.zeros((layers, t + 1, b, h))  # states, hs[:, 0] = h0
         self.rr, self.zz, self.nn, self.aux = (np.zeros((layers, t, b, h)) for _ in range(4))
         self.gi = np.zeros((t, b, 3 * h))  # one layer's input projection
-        self.gh = np.zeros((b, 3 * h))  # one step's hidden projection
         self.out = np.zeros((t, b, s.horizon))
         self.dy = np.zeros((t, b, s.horizon))
         self.dgi, self.dgh = np.zeros((t, b, 3 * h)), np.zeros((t, b, 3 * h))
         self.dext = np.zeros((t, b, h))
-        self.dcarry, self.tmp = np.zeros((b, h)), np.zeros((b, h))
         self.grad = np.zeros(s.n_params)
 
     @property
@@ -81,23 +70,7 @@ def forward(spec: GRUSpec, params: F64Array, x: F64Array, h0: F64Array, ws: Work
         np.matmul(xin, w_ih.T, out=ws.gi.reshape(n, 3 * h))
         ws.gi += pv[f"bias_ih_l{layer}"]
         hs[0] = h0[layer]
-        if spec.reset_after:
-            u_t = np.ascontiguousarray(w_hh.T)
-            for t in range(nt):
-                np.matmul(hs[t], u_t, out=ws.gh)
-                rz_gates(ws.gi[t], ws.gh, b_hh, hs[t], rr[t], zz[t], aux[t])
-                candidate_update(ws.gi[t], ws.gh, b_hh, hs[t], rr[t], zz[t], nn[t], aux[t],
-                                 hs[t + 1], True)  # fmt: skip
-        else:
-            u_rz, u_n = np.ascontiguousarray(w_hh[: 2 * h].T), np.ascontiguousarray(w_hh[2 * h :].T)
-            # Column blocks of gh: the kernels take the whole (B, 3H) array, contiguous.
-            gh_rz, gh_n = ws.gh[:, : 2 * h], ws.gh[:, 2 * h :]
-            for t in range(nt):
-                np.matmul(hs[t], u_rz, out=gh_rz)
-                rz_gates(ws.gi[t], ws.gh, b_hh, hs[t], rr[t], zz[t], aux[t])
-                np.matmul(aux[t], u_n, out=gh_n)
-                candidate_update(ws.gi[t], ws.gh, b_hh, hs[t], rr[t], zz[t], nn[t], aux[t],
-                                 hs[t + 1], False)  # fmt: skip
+        forward_steps(ws.gi, w_hh, b_hh, hs, rr, zz, nn, aux, spec.reset_after)
         xin = hs[1:].reshape(n, h)
     np.matmul(xin, pv["head.weight"].T, out=ws.out.reshape(n, spec.horizon))
     ws.out += pv["head.bias"]
@@ -117,20 +90,10 @@ def backward(spec: GRUSpec, params: F64Array, x: F64Array, ws: Workspace) -> Non
     gv["head.bias"][...] = dy.sum(axis=0)
     np.matmul(dy, pv["head.weight"], out=ws.dext.reshape(n, h))
     dgi, dgh = ws.dgi.reshape(n, 3 * h), ws.dgh.reshape(n, 3 * h)
-    ncols = 3 * h if spec.reset_after else 2 * h
     for layer in range(spec.num_layers - 1, -1, -1):
-        w_hh = pv[f"weight_hh_l{layer}"]
-        u_carry, u_n = np.ascontiguousarray(w_hh[:ncols]), np.ascontiguousarray(w_hh[2 * h :])
         hs, rr, zz, nn, aux = (a[layer] for a in (ws.hs, ws.rr, ws.zz, ws.nn, ws.aux))
-        ws.dcarry[:] = 0.0
-        for t in range(nt - 1, -1, -1):
-            gates_backward(ws.dext[t], ws.dcarry, hs[t], rr[t], zz[t], nn[t], aux[t],
-                           ws.dgi[t], ws.dgh[t], spec.reset_after)  # fmt: skip
-            if not spec.reset_after:
-                np.matmul(ws.dgh[t, :, 2 * h :], u_n, out=ws.tmp)
-                reset_backward(ws.tmp, hs[t], rr[t], ws.dcarry, ws.dgi[t], ws.dgh[t])
-            np.matmul(ws.dgh[t, :, :ncols], u_carry, out=ws.tmp)
-            ws.dcarry += ws.tmp
+        backward_steps(ws.dext, hs, rr, zz, nn, aux, pv[f"weight_hh_l{layer}"], ws.dgi, ws.dgh,
+                       spec.reset_after)  # fmt: skip
         xin = x.transpose(1, 0, 2).reshape(n, -1) if layer == 0 else ws.hs[layer - 1, 1:]
         gv[f"weight_ih_l{layer}"][...] = dgi.T @ xin.reshape(n, -1)
         hp = hs[:nt].reshape(n, h)

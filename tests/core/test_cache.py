@@ -14,7 +14,7 @@ SCRIPT = textwrap.dedent(
     """
     import numpy as np
     from forecaster.core import GRUSpec, Trainer, gru_step, gru_readout, step_workspace
-    from forecaster.core.backprop import rz_gates, candidate_update, gates_backward, output_grad
+    from forecaster.core.backprop import forward_steps, backward_steps, output_grad
     from forecaster.core.optim import adam_update
     spec = GRUSpec(input_size=2, hidden_size=4, horizon=3)
     p, st = spec.init_params(0), np.zeros((2, spec.state_size))
@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     gru_readout(p, st, np.array([0]), np.empty((1, 3)), 2, 4, 1)
     tr = Trainer(spec)
     tr.step(p, tr.init_state(), np.ones((2, 5, 2)), np.ones((2, 5, 3)))
-    kernels = (gru_step, gru_readout, rz_gates, candidate_update, gates_backward, output_grad,
+    kernels = (gru_step, gru_readout, forward_steps, backward_steps, output_grad,
                adam_update)
     for k in kernels:
         print(k.__name__, sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()))
