@@ -15,6 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
+# Numba's np.dot calls the BLAS that SciPy ships, not NumPy's. Loading it with this module
+# (not at a kernel's first call) lets a thread limit set later (threadpoolctl, as the
+# replay and the service's training thread do) reach it too.
+import scipy.linalg.cython_blas  # noqa: F401
+
 from forecaster.core._jit import jit
 from forecaster.core.activations import sigmoid, tanh
 from forecaster.core.losses import loss_deriv, loss_value

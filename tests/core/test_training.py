@@ -3,6 +3,10 @@ time loops keep the bits of the kernels they run."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -108,3 +112,26 @@ def test_compiled_time_loops_give_the_bits_of_one_kernel_call_per_step(reset_aft
     np.testing.assert_array_equal(dgi, ref_dgi)
     np.testing.assert_array_equal(dgh, ref_dgh)
     assert np.abs(dgh).max() > 0.0
+
+
+def test_a_thread_limit_reaches_the_blas_of_the_compiled_loops() -> None:
+    """SciPy's BLAS (Numba's np.dot) is loaded with the package, so a limit set later holds."""
+    script = textwrap.dedent(
+        """
+        import numpy as np, threadpoolctl
+        from forecaster.core import GRUSpec, Trainer
+        with threadpoolctl.threadpool_limits(1):
+            spec = GRUSpec(input_size=2, hidden_size=4, horizon=3)
+            trainer = Trainer(spec)
+            x, y = np.ones((2, 5, 2)), np.ones((2, 5, 3))
+            trainer.step(spec.init_params(0), trainer.init_state(), x, y)
+            for lib in threadpoolctl.threadpool_info():
+                print(lib["filepath"], lib["num_threads"])
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    libs = dict(line.rsplit(" ", 1) for line in out.splitlines())
+    assert any("scipy.libs" in path or "scipy/" in path for path in libs), libs
+    assert set(libs.values()) == {"1"}, libs
