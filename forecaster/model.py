@@ -7,21 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from forecaster.blend import anchor_columns, blend_combos, n_anchors
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array, GRUSpec, gru_readout, gru_step, step_workspace
 from forecaster.core.cut import blend_forecast, calendar_codes, event_features
 from forecaster.core.params import I64Array
 from forecaster.cut import learn_cut_compiled
 from forecaster.experts import POOL_EVERY, Experts
-from forecaster.retrain import (
-    RetrainJob,
-    RetrainResult,
-    anchor_columns,
-    blend_combos,
-    n_anchors,
-    rebuild_states,
-    recent_inputs,
-)
+from forecaster.retrain import RetrainJob, RetrainResult, rebuild_states, recent_inputs
 from forecaster.schedule import REASONS, RetrainSchedule
 from forecaster.series import Shapes
 from forecaster.snapshot import load_model_state, model_state
@@ -69,7 +62,7 @@ class OnlineForecaster(StreamModel):
         self.spec.views(self.params)["head.weight"][...] = 0.0
         self.spec.views(self.params)["head.bias"][...] = 0.0
         self.opt_state = cfg.make_optimizer().init_state(self.spec.n_params)
-        # How each step's forecast mixes the candidates (retrain.anchors): the GRU alone
+        # How each step's forecast mixes the candidates (blend.anchors): the GRU alone
         # until a retrain fits it on held-out recent windows.
         self.blend = np.zeros((cfg.horizon, n_anchors(cfg)))
         self.blend[:, 0] = 1.0

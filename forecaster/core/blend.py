@@ -1,9 +1,9 @@
 """Losses of every candidate mix on the validation windows, as one kernel.
 
-:func:`forecaster.retrain.blend_losses` scores each mix of candidate forecasts at each
+:func:`forecaster.blend.blend_losses` scores each mix of candidate forecasts at each
 step ahead: every candidate alone at each factor of ``grid``, then candidate 0 (the GRU)
 with each other candidate at each pair of factors of ``pair_grid``, in the order of
-:func:`forecaster.retrain.blend_combos`. In NumPy that is an ``(N, C)`` temporary per
+:func:`forecaster.blend.blend_combos`. In NumPy that is an ``(N, C)`` temporary per
 step (about 40 MB with sensors.toml before its reversal candidate: 505 mixes) and took
 1.6 s a retrain; here it is one pass over the rows that adds every mix's loss in a
 loop vectorised across mixes (3.5 times as fast as a loop per mix).

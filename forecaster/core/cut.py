@@ -123,7 +123,7 @@ def blend_forecast(
     """The model's forecasts ``yhat (n, K)``: the value plus the scale times the blended change.
 
     Per step ``j`` the change is the blend's row ``blend[j]`` over the candidates of
-    :func:`forecaster.retrain.anchors`, summed in their order: the head's output
+    :func:`forecaster.blend.anchors`, summed in their order: the head's output
     ``out``, each level's mean reversion (the negated deviation at column ``first + K
     * n_seasons`` on), each season's seasonal-naive change (columns from ``first``),
     then with ``reversal`` the last change undone (column 0 negated).

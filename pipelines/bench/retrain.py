@@ -28,9 +28,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from forecaster import ForecasterConfig, OnlineForecaster
+from forecaster.blend import MixKernel
 from forecaster.core import F64Array, Trainer
 from forecaster.core.blend import mix_losses, mix_losses_loop
-from forecaster.retrain import MixKernel, RetrainJob, RetrainResult
+from forecaster.retrain import RetrainJob, RetrainResult
 from pipelines.bench.datasets import nab
 from pipelines.configs import ConfigFile, load_model_config, shipped
 

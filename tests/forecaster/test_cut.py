@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from forecaster import ForecasterConfig, OnlineForecaster
+from forecaster.blend import anchor_columns, anchors
 from forecaster.core.cut import blend_forecast, calendar_codes, event_features
-from forecaster.retrain import anchor_columns, anchors
 from forecaster.stream import StreamModel
 from tests.forecaster.conftest import MODELS, SMALL, events_for
 from tests.forecaster.test_contract import assert_same, feed, stacked

@@ -87,8 +87,8 @@ def test_a_retrain_that_raises_is_counted_and_the_stream_goes_on(
 
 
 def test_blend_picks_per_step_the_best_candidate_and_factor() -> None:
+    from forecaster.blend import blend_losses, pick_blend
     from forecaster.core import Loss
-    from forecaster.retrain import blend_losses, pick_blend
 
     rng = np.random.default_rng(0)
     cand = rng.normal(size=(4, 10, 4, 2))
@@ -108,8 +108,8 @@ def test_blend_picks_per_step_the_best_candidate_and_factor() -> None:
 
 
 def test_blend_losses_skip_unweighted_targets_and_match_a_direct_sum() -> None:
+    from forecaster.blend import blend_combos, blend_losses
     from forecaster.core import Loss
-    from forecaster.retrain import blend_combos, blend_losses
 
     rng = np.random.default_rng(1)
     cand = rng.normal(size=(3, 5, 2, 3))
@@ -154,7 +154,7 @@ def test_a_blend_record_of_an_older_shape_restarts_and_retraining_goes_on() -> N
 
 
 def test_a_near_tie_goes_to_the_lighter_mix_and_nan_losses_never_win() -> None:
-    from forecaster.retrain import blend_combos, pick_blend
+    from forecaster.blend import blend_combos, pick_blend
 
     tol = 0.01
 
@@ -173,7 +173,7 @@ def test_a_near_tie_goes_to_the_lighter_mix_and_nan_losses_never_win() -> None:
 def test_the_reversal_candidate_is_the_last_change_undone() -> None:
     from dataclasses import replace
 
-    from forecaster.retrain import anchors, n_anchors
+    from forecaster.blend import anchors, n_anchors
 
     cfg = ForecasterConfig(**{**SMALL, "levels": (4.0,), "reversal": True})  # type: ignore[arg-type]
     rng = np.random.default_rng(0)
@@ -220,9 +220,9 @@ def test_early_stopping_keeps_the_weights_of_the_best_evaluation() -> None:
 def test_validation_passes_are_made_once_and_score_as_batch_by_batch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from forecaster.blend import anchors
     from forecaster.core import forward
     from forecaster.core.backprop import output_grad
-    from forecaster.retrain import anchors
 
     cfg, job = early_stopping_job(patience=2, steps=12)
     trainer, spec, v, b = job.trainer(), job.spec, job.val, cfg.batch_windows
@@ -305,8 +305,8 @@ def test_training_batches_gathered_lazily_equal_those_gathered_at_once() -> None
 
 @pytest.mark.parametrize("squared", [False, True])
 def test_the_vectorised_mix_kernel_gives_the_reference_loops_bits(squared: bool) -> None:
+    from forecaster.blend import BLEND_GRID, PAIR_GRID, blend_combos
     from forecaster.core.blend import mix_losses, mix_losses_loop
-    from forecaster.retrain import BLEND_GRID, PAIR_GRID, blend_combos
 
     rng = np.random.default_rng(2)
     n, k, m = 300, 4, 5
