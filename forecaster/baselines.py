@@ -12,8 +12,9 @@ import numpy as np
 
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array
+from forecaster.events import Wave
 from forecaster.series import Shapes
-from forecaster.stream import StreamModel, Wave
+from forecaster.stream import StreamModel
 
 
 def _config(horizon: int, coverage: float) -> ForecasterConfig:

@@ -15,8 +15,9 @@ import numpy as np
 from forecaster.anomaly import BEYOND, EDGES
 from forecaster.core.cut import learn_cut
 from forecaster.core.params import I64Array
+from forecaster.events import Call
 from forecaster.experts import LOSS_CAP, REGRET_CAP
-from forecaster.stream import CALM_EVENTS, RECOVER, Call
+from forecaster.stream import CALM_EVENTS, RECOVER
 
 if TYPE_CHECKING:
     from forecaster.model import OnlineForecaster

@@ -30,7 +30,7 @@ from forecaster.core.aggregate import aggregate_wave, pending_size, pool_weights
 from forecaster.series import SeriesTable, Shapes
 
 if TYPE_CHECKING:
-    from forecaster.stream import Wave
+    from forecaster.events import Wave
 
 
 # Events between recomputations of the pooled weights: often enough for a new series to

@@ -13,12 +13,13 @@ from forecaster.core import F64Array, GRUSpec, gru_readout, gru_step, step_works
 from forecaster.core.cut import blend_forecast, calendar_codes, event_features
 from forecaster.core.params import I64Array
 from forecaster.cut import learn_cut_compiled
+from forecaster.events import Call, Wave
 from forecaster.experts import POOL_EVERY, Experts
 from forecaster.retrain import RetrainJob, RetrainResult, rebuild_states, recent_inputs
 from forecaster.schedule import REASONS, RetrainSchedule
 from forecaster.series import Shapes
 from forecaster.snapshot import load_model_state, model_state
-from forecaster.stream import Call, StreamModel, Wave
+from forecaster.stream import StreamModel
 
 
 class OnlineForecaster(StreamModel):

@@ -26,14 +26,14 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from forecaster.anomaly import AnomalyJudge, Judged, Judgement
+from forecaster.anomaly import AnomalyJudge, Judgement
 from forecaster.config import ForecasterConfig
 from forecaster.core import F64Array
 from forecaster.core.events import finish_wave, score_and_scale
 from forecaster.core.params import I64Array
+from forecaster.events import BoolArray, Call, Wave, validate_events
 from forecaster.series import SeriesTable, Shapes, base_shapes
 
-BoolArray = NDArray[np.bool_]
 # 2: per-series fault anchors (a faster way back after a fault); 3: expert aggregation's
 # state in a compact layout (forecaster/core/aggregate.py); 4: its rate sums kept less
 # their bound (core/aggregate.py); 5: its regrets and rate sums expert-major, (E, K) a
@@ -73,35 +73,6 @@ class Update:
     covered: BoolArray
     model_version: I64Array
     anomaly: Judgement | None = None
-
-
-@dataclass
-class Wave:
-    """Events of one cut, no series twice, for ``StreamModel._advance``; fields are per event."""
-
-    pos: I64Array  # positions in the output arrays
-    rows: I64Array
-    count: I64Array  # events learned before this one
-    ts: F64Array
-    value: F64Array
-    cov: F64Array
-    change: F64Array  # clipped change / previous scale (0 for a first event)
-    dt: F64Array
-    mean_dt: F64Array  # before this event
-    scale: F64Array  # after this event
-
-
-@dataclass(frozen=True)
-class Call:
-    """One ``learn`` call's events (validated) and output buffers, which its cuts fill."""
-
-    ids: list[str]
-    t: F64Array
-    y: F64Array
-    cov: F64Array
-    out: dict[str, F64Array]  # yhat, half, errors, step_ts: (m, K) each
-    covered: BoolArray
-    judged: Judged
 
 
 class StreamModel:
@@ -192,7 +163,7 @@ class StreamModel:
             On a non-finite value, time or covariate (naming the event), or on arrays
             of mismatched lengths. Nothing is learned from a batch that raises.
         """
-        ids, t, y, cov = self._validate(series, ts, values, covariates)
+        ids, t, y, cov = validate_events(self.cfg, series, ts, values, covariates)
         accepted = self._accept(ids, t)
         idx = np.flatnonzero(accepted)
         m, k = idx.size, self.horizon
@@ -302,40 +273,6 @@ class StreamModel:
         return model
 
     # --- internals --------------------------------------------------------------
-    def _validate(
-        self,
-        series: Sequence[str] | NDArray[Any],
-        ts: Sequence[float] | F64Array,
-        values: Sequence[float] | F64Array,
-        covariates: F64Array | None,
-    ) -> tuple[list[str], F64Array, F64Array, F64Array]:
-        ids = [str(s) for s in series]
-        t = np.array(ts, dtype=np.float64, copy=True).reshape(-1)
-        y = np.array(values, dtype=np.float64, copy=True).reshape(-1)
-        n, c = len(ids), len(self.cfg.covariates)
-        if t.size != n or y.size != n:
-            msg = (
-                f"series, ts and values must have one entry per event, got {n}, {t.size}, {y.size}"
-            )
-            raise ValueError(msg)
-        if covariates is None:
-            if c:
-                msg = f"covariates {self.cfg.covariates} are configured but none were given"
-                raise ValueError(msg)
-            cov = np.zeros((n, 0))
-        else:
-            cov = np.array(covariates, dtype=np.float64, copy=True).reshape(n, -1)
-            if cov.shape[1] != c:
-                msg = f"covariates must have {c} columns {self.cfg.covariates}, got {cov.shape[1]}"
-                raise ValueError(msg)
-        for name, arr in (("value", y), ("ts", t), ("covariate", cov)):
-            bad = np.flatnonzero(~np.isfinite(arr).reshape(n, -1).all(axis=1))
-            if bad.size:
-                i = int(bad[0])
-                msg = f"event {i} (series {ids[i]!r}) has a non-finite {name}: {arr[i]!r}"
-                raise ValueError(msg)
-        return ids, t, y, cov
-
     def _accept(self, ids: list[str], t: F64Array) -> BoolArray:
         """Drop events older than their series' latest; count them."""
         tab = self.table

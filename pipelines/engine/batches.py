@@ -22,7 +22,8 @@ import orjson
 from forecaster.anomaly import Judgement
 from forecaster.core import F64Array
 from forecaster.core.params import I64Array
-from forecaster.stream import BoolArray, Update
+from forecaster.events import BoolArray
+from forecaster.stream import Update
 from pipelines.engine.records import Message, Record, Rejected
 
 TP = tuple[str, int]  # (topic, partition); kafka-python's TopicPartition is one

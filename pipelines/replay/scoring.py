@@ -20,7 +20,8 @@ from forecaster import EWMA, LastValue, SeasonalNaive
 from forecaster.core import F64Array
 from forecaster.core.params import I64Array
 from forecaster.evaluate import score, tune_ewma
-from forecaster.stream import BoolArray, StreamModel, Update
+from forecaster.events import BoolArray
+from forecaster.stream import StreamModel, Update
 from pipelines.engine.batches import ForecastColumns
 
 MODEL = "model"
