@@ -75,7 +75,10 @@ class ForecasterConfig:
         held-out validation windows every that many steps and stops once
         ``early_stop_patience`` evaluations in a row have not improved on the best; the
         weights (and optimiser state) of the best evaluation are kept. Training starts
-        from the current weights, so a retrain on a steady stream stops early.
+        from the current weights, so a retrain on a steady stream stops early. With
+        ``early_stop_min_delta`` (0: any gain counts) an evaluation counts as a gain
+        only when it is that fraction below the last one that did; the best weights
+        are kept all the same.
     Retraining triggers
         ``retrain_on`` names what starts a retrain: ``"schedule"`` (``retrain_every``
         and ``retrain_interval`` above) and/or ``"drift"``: a one-sided Page-Hinkley
@@ -163,6 +166,7 @@ class ForecasterConfig:
     validation_fraction: float = 0.25
     early_stop_every: int = 0
     early_stop_patience: int = 2
+    early_stop_min_delta: float = 0.0
     retrain_on: tuple[str, ...] = ("schedule",)
     drift_threshold: float = 100.0
     drift_delta: float = 0.1
@@ -286,6 +290,10 @@ class ForecasterConfig:
         """Early stopping and the retraining triggers."""
         _check_int("early_stop_every", self.early_stop_every, 0)
         _check_int("early_stop_patience", self.early_stop_patience, 1)
+        _check_float("early_stop_min_delta", self.early_stop_min_delta, lower=0.0, strict=False)
+        if self.early_stop_min_delta >= 1.0:
+            msg = f"early_stop_min_delta must be in [0, 1), got {self.early_stop_min_delta!r}"
+            raise ValueError(msg)
         on = self.retrain_on
         if (not isinstance(on, tuple) or not on or len(set(on)) != len(on)
                 or any(t not in RETRAIN_TRIGGERS for t in on)):  # fmt: skip

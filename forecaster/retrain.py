@@ -209,24 +209,28 @@ class RetrainJob:
 
         With ``early_stop_every``, the GRU's loss on the validation windows is taken
         before the first step, every that many steps and after the last; training stops
-        once ``early_stop_patience`` of them in a row are no better than the best, and
-        the weights and optimiser state of the best stay.
+        once ``early_stop_patience`` of them in a row are no better than the best (by
+        ``early_stop_min_delta``, relative, than the last that was), and the weights
+        and optimiser state of the best stay.
         """
         cfg = self.cfg
         new, opt = self.params, self.opt_state
         train = self.train
         every, patience = cfg.early_stop_every, cfg.early_stop_patience
-        best, waited = math.inf, 0
+        gain = 1.0 - cfg.early_stop_min_delta
+        best, mark, waited = math.inf, math.inf, 0
         kept: tuple[F64Array, F64Array] | None = None
         loss, step = float("nan"), 0
         for step in range(cfg.train_steps + 1):
             if every and (step % every == 0 or step == cfg.train_steps):
                 val = self.gru_val_loss(trainer, new)
                 if val < best:
-                    best, waited, kept = val, 0, (new.copy(), opt.copy())
+                    best, kept = val, (new.copy(), opt.copy())
                     # judge() scores these forecasts again: the starting weights' and
                     # the kept ones'.
                     self._passes[0 if step == 0 else 1] = self._last_pass
+                if val < mark * gain:  # a gain worth training on for (mark: the last one)
+                    mark, waited = val, 0
                 else:
                     waited += 1
                     if waited >= patience:

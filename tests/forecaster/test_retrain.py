@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -171,7 +173,6 @@ def test_a_near_tie_goes_to_the_lighter_mix_and_nan_losses_never_win() -> None:
 
 
 def test_the_reversal_candidate_is_the_last_change_undone() -> None:
-    from dataclasses import replace
 
     from forecaster.blend import anchors, n_anchors
 
@@ -215,6 +216,35 @@ def test_early_stopping_keeps_the_weights_of_the_best_evaluation() -> None:
     assert len(seen) == steps // 2 + 1
     assert seen[-1] >= min(seen[:-1])  # the last evaluation did not improve...
     assert measure(trainer, job.params) == min(seen)  # ...and the best weights stayed
+
+
+@pytest.mark.parametrize(("min_delta", "stop"), [(0.0, 12), (0.05, 6)])
+def test_gains_below_min_delta_do_not_keep_training_but_the_best_weights_stay(
+    min_delta: float, stop: int
+) -> None:
+    """Scripted evaluations (every 2 steps, patience 2): 1.0, 0.9, then gains under 5%."""
+    cfg, job = early_stopping_job(patience=2, steps=40)
+    job.cfg = replace(cfg, early_stop_min_delta=min_delta)
+    script = iter([1.0, 0.9, 0.895, 0.893, 0.892, 0.95, 0.96, 0.97])
+    weights: list[np.ndarray] = []
+
+    def scripted(trainer: object, params: np.ndarray) -> float:
+        weights.append(params.copy())
+        return next(script)
+
+    job.gru_val_loss = scripted  # type: ignore[method-assign]
+    _, steps = job.fit(job.trainer())
+    assert steps == stop
+    # Kept: the weights of the least loss seen, a gain under min_delta or not.
+    best = 3 if stop == 6 else 4  # 0.893 at step 6, or 0.892 at step 8
+    np.testing.assert_array_equal(job.params, weights[best])
+    assert not np.array_equal(weights[best], weights[1])
+
+
+def test_early_stop_min_delta_outside_0_1_is_an_error_that_names_it() -> None:
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="early_stop_min_delta"):
+            ForecasterConfig(early_stop_min_delta=bad)
 
 
 def test_validation_passes_are_made_once_and_score_as_batch_by_batch(
