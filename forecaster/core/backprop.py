@@ -232,19 +232,22 @@ def backward_steps(
     """
     nb, hsz = hs.shape[1], hs.shape[2]
     dcarry, tmp = np.zeros((nb, hsz)), np.empty((nb, hsz))
-    ncols = 3 * hsz if reset_after else 2 * hsz
-    u_carry = np.ascontiguousarray(w_hh[:ncols])
-    u_n = np.ascontiguousarray(w_hh[2 * hsz :])
-    g_carry, g_n = np.empty((nb, ncols)), np.empty((nb, hsz))  # BLAS reads contiguous blocks
+    if reset_after:
+        u_all = np.ascontiguousarray(w_hh)
+        for t in range(dext.shape[0] - 1, -1, -1):
+            gates_backward(dext[t], dcarry, hs[t], r[t], z[t], n[t], aux[t], dgi[t], dgh[t], True)
+            np.dot(dgh[t], u_all, tmp)
+            dcarry += tmp
+        return
+    # Reset-before: the reset gate's share needs U_n^T applied first; BLAS reads
+    # contiguous blocks, copied out of dgh's columns.
+    u_rz, u_n = np.ascontiguousarray(w_hh[: 2 * hsz]), np.ascontiguousarray(w_hh[2 * hsz :])
+    g_rz, g_n = np.empty((nb, 2 * hsz)), np.empty((nb, hsz))
     for t in range(dext.shape[0] - 1, -1, -1):
-        gates_backward(dext[t], dcarry, hs[t], r[t], z[t], n[t], aux[t], dgi[t], dgh[t],
-                       reset_after)  # fmt: skip
-        if not reset_after:
-            g_n[:] = dgh[t, :, 2 * hsz :]
-            np.dot(g_n, u_n, tmp)
-            reset_backward(tmp, hs[t], r[t], dcarry, dgi[t], dgh[t])
-            g_carry[:] = dgh[t, :, :ncols]
-            np.dot(g_carry, u_carry, tmp)
-        else:
-            np.dot(dgh[t], u_carry, tmp)
+        gates_backward(dext[t], dcarry, hs[t], r[t], z[t], n[t], aux[t], dgi[t], dgh[t], False)
+        g_n[:] = dgh[t, :, 2 * hsz :]
+        np.dot(g_n, u_n, tmp)
+        reset_backward(tmp, hs[t], r[t], dcarry, dgi[t], dgh[t])
+        g_rz[:] = dgh[t, :, : 2 * hsz]
+        np.dot(g_rz, u_rz, tmp)
         dcarry += tmp
