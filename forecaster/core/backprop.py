@@ -184,7 +184,8 @@ def forward_steps(
 
     The whole time loop is one call and its products go to BLAS from compiled code
     (``np.dot``), so a step costs its arithmetic and not a Python round trip per
-    product and kernel (at 16 windows of 32 units, about half of a training step).
+    product and kernel (those trips were about a fifth of a training step of 16
+    windows of 32 units: 2.19 -> 1.70 ms).
     ``gi (T, B, 3H)`` holds ``W_ih x + b_ih``; ``w_hh (3H, H)``; ``hs (T + 1, B, H)``
     starts from ``hs[0]``; ``r``, ``z``, ``n``, ``aux`` are ``(T, B, H)`` caches.
     """
