@@ -228,7 +228,7 @@ def bench_replay(path: Path | None, config_path: Path | None, horizon: int, rows
     console.print(
         f"the goal allows {b['goal_allows_seconds']:.3f} s for the whole file; the shipped "
         f"config retrained {b['retrains']:.0f} times at {b['seconds_per_retrain']:.3f} s each, "
-        f"so one retrain alone is {b['one_retrain_over_allowed']:.1f}x that",
+        f"so one retrain alone is {b['one_retrain_over_allowed']:.2f}x that",
         highlight=False,
     )
     console.print(f"retraining off: {result['ratio_no_retrain']:.2f}x SNARIMAX (goal 5x)",
