@@ -20,6 +20,7 @@ from pipelines.configs import read_toml
 from pipelines.service.assemble import build_service
 from pipelines.service.settings import load_settings
 from tests.conftest import needs_compiled_speed
+from tests.forecaster.test_faults import SEES_THE_FAULT
 from tests.pipelines.broker import Broker
 from tests.pipelines.service.test_service_kafka import fresh_topics, run_in_thread
 from tests.pipelines.streams import T0_MS, write_settings
@@ -36,7 +37,9 @@ def test_a_fault_is_survived_counted_and_forgotten(broker: Broker, tmp_path: Pat
             for i, v in enumerate(y)]  # fmt: skip
     topics = fresh_topics(broker)
     broker.produce(topics["input"], msgs)
-    model = read_toml(ROOT / "config" / "sensors.toml")["model"]
+    # Windows that are sure to draw from the fault (tests/forecaster/test_faults.py), so
+    # a retrain is rejected and the metric has something to count.
+    model = {**read_toml(ROOT / "config" / "sensors.toml")["model"], **SEES_THE_FAULT}
     config = write_settings(tmp_path / "s.toml", {
         "model": model, "kafka": broker.kafka_settings(f"g-fault-{topics['input']}"),
         "topics": topics, "checkpoint": {"dir": str(tmp_path / "ckpt")},
