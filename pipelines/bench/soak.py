@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import math
 import resource
 import statistics
@@ -38,6 +39,13 @@ from pipelines.service.settings import load_settings
 FLEET = shipped("fleet.toml")
 
 
+@functools.cache
+def malloc_trim() -> Callable[[int], int] | None:
+    """The C library's ``malloc_trim`` (glibc), looked up once (it may run ``ldconfig``)."""
+    name = ctypes.util.find_library("c")
+    return None if name is None else getattr(ctypes.CDLL(name), "malloc_trim", None)
+
+
 def release_free_memory() -> None:
     """Hand the allocator's free pages back to the system (glibc's ``malloc_trim``).
 
@@ -47,10 +55,7 @@ def release_free_memory() -> None:
     resident size moved by tens of MB with where the allocator happened to leave it.
     Trimming first makes a sample read what the process holds. Elsewhere a no-op.
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+    trim = malloc_trim()
     if trim is not None:
         trim(0)
 
